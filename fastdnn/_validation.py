@@ -1,0 +1,96 @@
+"""Input checks shared by every public entry point.
+
+Each check either returns a converted array or raises ``TypeError``/``ValueError`` with a message
+that names the argument, what was expected and what was received. None of them modifies state.
+"""
+
+import numbers
+
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def resolve_dtype(dtype):
+    """Map ``"float32"``/``"float64"`` (or the NumPy types) to a NumPy scalar type."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return DTYPES[name]
+
+
+def as_numeric_array(value, name):
+    """``value`` as a NumPy array of real numbers (bool and integers allowed)."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be an array of numbers: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array
+
+
+def check_finite(array, name):
+    """Raise ``ValueError`` if ``array`` holds NaN or infinity."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = "NaN" if np.isnan(array).any() else "infinity"
+        raise ValueError(f"{name} contains {bad}; clean or impute the data first")
+
+
+def as_matrix(value, name, n_features, dtype):
+    """``value`` as a finite, non-empty, C-contiguous (rows, n_features) array of ``dtype``."""
+    array = as_numeric_array(value, name)
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (samples, features), got an array of shape {array.shape}"
+        )
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has shape {array.shape}, need at least one row")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {array.shape[1]} features per sample, the model expects {n_features}"
+        )
+    check_finite(array, name)
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def positive_int(value, name):
+    """``value`` as an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def non_negative_float(value, name):
+    """``value`` as a finite float >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return float(value)
+
+
+def positive_float(value, name):
+    """``value`` as a finite float > 0."""
+    value = non_negative_float(value, name)
+    if value == 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+def unit_interval(value, name):
+    """``value`` as a float in [0, 1)."""
+    value = non_negative_float(value, name)
+    if value >= 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value
+
+
+def choice(value, name, options):
+    """``value`` if it is one of ``options`` (names), else a ``ValueError`` listing them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(options)}")
+    return value

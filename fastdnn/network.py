@@ -1,0 +1,444 @@
+"""``Sequential``: a stack of dense layers trained and run by the compiled CPU kernels.
+
+The model owns every array: one flat parameter buffer (all weights first, then all biases; each
+W and b is a view), the optimizer state, and the workspace a fit allocates once. Python only
+validates input, allocates, and calls one compiled function per epoch.
+"""
+
+import numbers
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._validation import (
+    as_matrix,
+    as_numeric_array,
+    check_finite,
+    choice,
+    non_negative_float,
+    positive_int,
+    resolve_dtype,
+)
+from .errors import TrainingDivergedError
+from .kernels.cpu import losses as _loss_kernels
+from .kernels.cpu import network as _net
+from .kernels.cpu import optimizers as _opt_kernels
+from .layers import RELU_FAMILY, Dense
+from .optimizers import Adam, get_optimizer
+
+LOSSES = {
+    "mse": _loss_kernels.MSE,
+    "cross_entropy": _loss_kernels.CROSS_ENTROPY,
+    "binary_cross_entropy": _loss_kernels.BINARY_CROSS_ENTROPY,
+}
+# The fused, numerically stable gradients exist for these pairs only; MSE takes any elementwise
+# output activation.
+REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+
+
+class History:
+    """Per-epoch metrics of a fit, as in Keras.
+
+    Attributes
+    ----------
+    history : dict of str to list of float
+        ``"loss"`` (penalty included), ``"accuracy"`` for classification losses, and
+        ``"val_loss"``/``"val_accuracy"`` with validation data; one entry per epoch.
+    epoch : list of int
+        0-based epoch indices.
+    epoch_seconds : list of float
+        Wall time of each epoch's training pass (validation excluded).
+    """
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+        self.epoch_seconds = []
+
+    def _append(self, logs, seconds):
+        self.epoch.append(len(self.epoch))
+        self.epoch_seconds.append(seconds)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+class Sequential:
+    """A feed-forward network of :class:`Dense` layers.
+
+    Parameters
+    ----------
+    layers : list of Dense
+        Consecutive layers; each layer's ``in_features`` equals the previous ``out_features``.
+        ``softmax`` is allowed on the last layer only.
+    dtype : {"float32", "float64"}, default "float32"
+        Precision of parameters, activations and arithmetic.
+    seed : int or None, default None
+        Seeds the initial weights (He uniform for the ReLU family, Glorot uniform otherwise,
+        zero biases) and the shuffling. The same seed gives identical weights.
+
+    Examples
+    --------
+    >>> import fastdnn as fd
+    >>> model = fd.Sequential([fd.Dense(64, 128, activation="relu"),
+    ...                        fd.Dense(128, 10, activation="softmax")], seed=0)
+    >>> model.compile(loss="cross_entropy", optimizer=fd.Adam(lr=1e-3))
+    """
+
+    def __init__(self, layers, dtype="float32", seed=None):
+        layers = list(layers) if isinstance(layers, (list, tuple)) else None
+        if not layers or not all(isinstance(layer, Dense) for layer in layers):
+            raise TypeError("layers must be a non-empty list of fastdnn.Dense")
+        for i, (prev, layer) in enumerate(zip(layers, layers[1:]), start=1):
+            if layer.in_features != prev.out_features:
+                raise ValueError(
+                    f"layer {i} expects {layer.in_features} inputs but layer {i - 1} gives "
+                    f"{prev.out_features} outputs"
+                )
+        for i, layer in enumerate(layers[:-1]):
+            if layer.activation == "softmax":
+                raise ValueError(
+                    f"softmax is only allowed on the last layer; layer {i} of {len(layers)} uses it"
+                )
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+        ):
+            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        self.layers = layers
+        self.dtype = np.dtype(resolve_dtype(dtype))
+        self.seed = seed
+
+        self._sizes = np.array(
+            [layers[0].in_features] + [layer.out_features for layer in layers], dtype=np.int64
+        )
+        self._acts = np.array([layer.activation_code for layer in layers], dtype=np.int64)
+        w_sizes = self._sizes[1:] * self._sizes[:-1]
+        self._w_off = np.concatenate(([0], np.cumsum(w_sizes)[:-1])).astype(np.int64)
+        self._n_weights = int(w_sizes.sum())
+        self._b_off = self._n_weights + np.concatenate(([0], np.cumsum(self._sizes[1:])[:-1]))
+        self._b_off = self._b_off.astype(np.int64)
+        self._params = np.zeros(self._n_weights + int(self._sizes[1:].sum()), dtype=self.dtype)
+        self._rng = np.random.default_rng(seed)
+        for (W, _), layer in zip(self._layer_views(self._params), layers):
+            fan_in, fan_out = layer.in_features, layer.out_features
+            denominator = fan_in if layer.activation in RELU_FAMILY else (fan_in + fan_out) / 2
+            limit = np.sqrt(3.0 / denominator)
+            W[...] = self._rng.uniform(-limit, limit, size=W.shape)
+
+        self.loss = None
+        self.optimizer = None
+        self.l1 = 0.0
+        self.l2 = 0.0
+        self._state = None
+        self._step = np.zeros(1, dtype=np.int64)
+
+    # ----------------------------------------------------------------------------- structure
+    @property
+    def n_features_in(self):
+        """Width of the input."""
+        return int(self._sizes[0])
+
+    @property
+    def n_outputs(self):
+        """Width of the output."""
+        return int(self._sizes[-1])
+
+    def count_params(self):
+        """Number of trainable scalars (weights and biases)."""
+        return int(self._params.size)
+
+    def _layer_views(self, flat):
+        views = []
+        for layer, w, b in zip(self.layers, self._w_off, self._b_off):
+            n_out, n_in = layer.out_features, layer.in_features
+            views.append((flat[w : w + n_out * n_in].reshape(n_out, n_in), flat[b : b + n_out]))
+        return views
+
+    def _workspace_offsets(self, rows):
+        return (rows * np.concatenate(([0], np.cumsum(self._sizes[1:-1])))).astype(np.int64)
+
+    def _workspace(self, rows, n_buffers):
+        size = rows * int(self._sizes[1:].sum())
+        buffers = [np.empty(size, dtype=self.dtype) for _ in range(n_buffers)]
+        return (self._workspace_offsets(rows), *buffers)
+
+    def __repr__(self):
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([{inner}], dtype={self.dtype.name!r}, seed={self.seed!r})"
+
+    # ----------------------------------------------------------------------------- compile
+    def compile(self, loss, optimizer=None, l1=0.0, l2=0.0):
+        """Choose the loss, the optimizer and the weight penalty; resets the optimizer state.
+
+        Parameters
+        ----------
+        loss : {"mse", "cross_entropy", "binary_cross_entropy"}
+            ``mse``: mean over all elements, any output activation but softmax.
+            ``cross_entropy``: softmax output; integer labels or one-hot (probability) rows;
+            mean over samples. ``binary_cross_entropy``: sigmoid output; targets in [0, 1];
+            mean over all elements.
+        optimizer : Optimizer or str, default Adam()
+            An optimizer object (``fd.SGD``, ``fd.Adam``, ``fd.AdamW``, ``fd.RMSprop``) or name.
+        l1, l2 : float, default 0.0
+            Penalty ``l1 * sum|W| + (l2 / 2) * sum W**2`` on weights (not biases), included in
+            the reported loss.
+        """
+        loss = choice(loss, "loss", LOSSES)
+        output = self.layers[-1].activation
+        required = REQUIRED_OUTPUT.get(loss)
+        if required is not None and output != required:
+            raise ValueError(
+                f"loss {loss!r} needs a {required!r} output layer, the last layer uses {output!r}"
+            )
+        if loss == "mse" and output == "softmax":
+            raise ValueError(
+                "loss 'mse' does not fit a 'softmax' output layer; use 'cross_entropy' "
+                "or another output activation"
+            )
+        optimizer = get_optimizer(Adam() if optimizer is None else optimizer)
+        l1 = non_negative_float(l1, "l1")
+        l2 = non_negative_float(l2, "l2")
+        self.loss, self.optimizer, self.l1, self.l2 = loss, optimizer, l1, l2
+        self._state = np.zeros((optimizer.n_slots, self._params.size), dtype=self.dtype)
+        self._step = np.zeros(1, dtype=np.int64)
+
+    def _require_compiled(self, action):
+        if self.loss is None:
+            raise RuntimeError(f"call compile(loss=..., optimizer=...) before {action}")
+
+    # ----------------------------------------------------------------------------- targets
+    def _targets(self, y, name, n_rows):
+        """Targets as a C-contiguous (rows, outputs) array of the model dtype."""
+        y = as_numeric_array(y, name)
+        n_out = self.n_outputs
+        if y.ndim == 0 or y.shape[0] != n_rows:
+            raise ValueError(
+                f"{name} has {y.shape[0] if y.ndim else 0} samples but X has {n_rows}; "
+                "they must match"
+            )
+        check_finite(y, name)
+        if self.loss == "cross_entropy" and y.ndim == 1:
+            labels = y.astype(np.int64)
+            if (labels != y).any():
+                raise ValueError(f"{name} must hold integer class labels 0..{n_out - 1}")
+            outside = labels[(labels < 0) | (labels >= n_out)]
+            if outside.size:
+                raise ValueError(
+                    f"{name} holds labels outside 0..{n_out - 1} (the output has {n_out} "
+                    f"units): found {np.unique(outside)[:5].tolist()}"
+                )
+            targets = np.zeros((n_rows, n_out), dtype=self.dtype)
+            targets[np.arange(n_rows), labels] = 1
+            return targets
+        if y.ndim == 1 and n_out == 1:
+            y = y.reshape(-1, 1)
+        if y.ndim != 2 or y.shape[1] != n_out:
+            raise ValueError(
+                f"{name} must have shape ({n_rows}, {n_out})"
+                + (" or hold integer labels" if self.loss == "cross_entropy" else "")
+                + f", got {y.shape}"
+            )
+        if self.loss != "mse" and ((y < 0).any() or (y > 1).any()):
+            raise ValueError(f"{name} must lie in [0, 1] for loss {self.loss!r}")
+        if self.loss == "cross_entropy" and not np.allclose(y.sum(axis=1), 1, atol=1e-3):
+            raise ValueError(f"{name} rows must be one-hot (or probabilities summing to 1)")
+        return np.ascontiguousarray(y, dtype=self.dtype)
+
+    def _data(self, X, y, x_name="X", y_name="y"):
+        X = as_matrix(X, x_name, self.n_features_in, self.dtype)
+        return X, self._targets(y, y_name, X.shape[0])
+
+    def _metrics(self, loss_sum, correct, n_rows, prefix=""):
+        # Cross-entropy averages over samples; MSE and binary cross-entropy (and the binary
+        # accuracy) over all output elements.
+        count = n_rows if self.loss == "cross_entropy" else n_rows * self.n_outputs
+        penalty = _opt_kernels.penalty(
+            self._params, self._n_weights, self.dtype.type(self.l1), self.dtype.type(self.l2)
+        )
+        logs = {prefix + "loss": float(loss_sum) / count + penalty}
+        if self.loss != "mse":
+            logs[prefix + "accuracy"] = correct / count
+        return logs
+
+    # ----------------------------------------------------------------------------- training
+    def fit(
+        self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None, verbose=1
+    ):
+        """Train for ``epochs`` passes over ``(X, y)`` in mini-batches.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like
+            Integer labels (n_samples,) or rows (n_samples, n_outputs); see :meth:`compile`.
+        epochs : int, default 1
+        batch_size : int, default 32
+            Samples per update; the last batch of an epoch may be smaller.
+        shuffle : bool, default True
+            Visit the samples in a new random order each epoch (seeded by ``seed``).
+        validation_data : tuple (X_val, y_val), optional
+            Evaluated after every epoch into ``val_loss`` (and ``val_accuracy``).
+        verbose : {0, 1, 2}, default 1
+            0 silent, 1 a progress bar and a line per epoch, 2 a line per epoch.
+
+        Returns
+        -------
+        History
+            Per-epoch metrics in ``history.history``.
+
+        Raises
+        ------
+        TrainingDivergedError
+            If the loss or a parameter becomes non-finite; the model is restored to the end of
+            the last good epoch first.
+        """
+        self._require_compiled("fit")
+        X, Y = self._data(X, y)
+        epochs = positive_int(epochs, "epochs")
+        batch_size = positive_int(batch_size, "batch_size")
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            validation = self._data(*validation_data, x_name="X_val", y_name="y_val")
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+
+        n_rows = X.shape[0]
+        rows = min(batch_size, n_rows)
+        ws_off, Zbuf, Abuf, Dbuf = self._workspace(rows, 3)
+        Xbuf = np.empty(rows * X.shape[1], dtype=self.dtype)
+        Ybuf = np.empty(rows * Y.shape[1], dtype=self.dtype)
+        grads = np.zeros_like(self._params)
+        hyper = self.optimizer.hyperparameters(self.dtype)
+        l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
+        n_batches = -(-n_rows // batch_size)
+
+        history = History()
+        bar = tqdm(total=epochs, unit="epoch", disable=verbose != 1, leave=False)
+        try:
+            for epoch in range(1, epochs + 1):
+                order = self._rng.permutation(n_rows) if shuffle else np.arange(n_rows)
+                saved = (self._params.copy(), self._state.copy(), self._step.copy())
+                start = time.perf_counter()
+                loss_sum, correct, bad_batch = _net.train_epoch(
+                    X, Y, order, batch_size, self._sizes, self._acts, LOSSES[self.loss],
+                    self._params, grads, self._w_off, self._b_off, ws_off, self._n_weights,
+                    self.optimizer.code, hyper, self._state, self._step, l1, l2,
+                    Xbuf, Ybuf, Zbuf, Abuf, Dbuf,
+                )  # fmt: skip
+                seconds = time.perf_counter() - start
+                if bad_batch >= 0 or not np.isfinite(self._params).all():
+                    self._params[:], self._state[...], self._step[:] = saved
+                    raise TrainingDivergedError(epoch, bad_batch if bad_batch >= 0 else n_batches - 1)
+                logs = self._metrics(loss_sum, correct, n_rows)
+                if validation is not None:
+                    logs.update(self._evaluate_arrays(*validation, batch_size=4096, prefix="val_"))
+                history._append(logs, seconds)
+                if verbose:
+                    text = "  ".join(f"{k}={v:.4f}" for k, v in logs.items())
+                    rate = n_rows / seconds if seconds > 0 else float("inf")
+                    line = f"epoch {epoch}/{epochs}  {text}  {rate:,.0f} samples/s"
+                    bar.set_postfix(loss=f"{logs['loss']:.4f}", samples_s=f"{rate:,.0f}")
+                    bar.update()
+                    bar.write(line) if verbose == 1 else print(line)
+        finally:
+            bar.close()
+        return history
+
+    # ----------------------------------------------------------------------------- inference
+    def predict(self, X, batch_size=4096):
+        """Output-layer activations for ``X`` (probabilities for softmax/sigmoid outputs).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        batch_size : int, default 4096
+            Rows per forward pass (bounds the scratch memory).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_outputs), the model dtype
+        """
+        X = as_matrix(X, "X", self.n_features_in, self.dtype)
+        batch_size = positive_int(batch_size, "batch_size")
+        ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), 2)
+        out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+        _net.predict(
+            X, batch_size, self._sizes, self._acts, self._params, self._w_off, self._b_off,
+            ws_off, Zbuf, Abuf, out,
+        )  # fmt: skip
+        return out
+
+    def _evaluate_arrays(self, X, Y, batch_size, prefix=""):
+        ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), 2)
+        loss_sum, correct = _net.evaluate(
+            X, Y, batch_size, self._sizes, self._acts, LOSSES[self.loss], self._params,
+            self._w_off, self._b_off, ws_off, Zbuf, Abuf,
+        )  # fmt: skip
+        return self._metrics(loss_sum, correct, X.shape[0], prefix)
+
+    def evaluate(self, X, y, batch_size=4096):
+        """Mean loss (penalty included) and, for classification, accuracy on ``(X, y)``.
+
+        Returns
+        -------
+        dict
+            ``{"loss": float}`` plus ``"accuracy"`` for the cross-entropy losses.
+        """
+        self._require_compiled("evaluate")
+        X, Y = self._data(X, y)
+        return self._evaluate_arrays(X, Y, positive_int(batch_size, "batch_size"))
+
+    def loss_and_gradients(self, X, y):
+        """Loss and its gradients on ``(X, y)`` as one batch, without updating anything.
+
+        Returns
+        -------
+        loss : float
+            Mean loss plus the L1/L2 penalty.
+        grads : list of (dW, db)
+            One pair per layer, shaped like the weights.
+        """
+        self._require_compiled("loss_and_gradients")
+        X, Y = self._data(X, y)
+        ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], 3)
+        grads = np.zeros_like(self._params)
+        loss_sum, _ = _net.forward_backward(
+            X, Y, self._sizes, self._acts, LOSSES[self.loss], self._params, grads,
+            self._w_off, self._b_off, ws_off, Zbuf, Abuf, Dbuf,
+        )  # fmt: skip
+        l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
+        _opt_kernels.add_penalty_gradient(self._params, grads, self._n_weights, l1, l2)
+        loss = self._metrics(loss_sum, 0, X.shape[0])["loss"]
+        return loss, self._layer_views(grads)
+
+    # ----------------------------------------------------------------------------- weights
+    def get_weights(self):
+        """Copies of the parameters as ``[(W, b), ...]`` with ``W`` of shape (out, in)."""
+        return [(W.copy(), b.copy()) for W, b in self._layer_views(self._params)]
+
+    def set_weights(self, weights):
+        """Replace every parameter; ``weights`` is shaped like :meth:`get_weights`' result.
+
+        Nothing is changed unless every array has the right shape and is finite.
+        """
+        views = self._layer_views(self._params)
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(views):
+            raise ValueError(f"weights must be a list of {len(views)} (W, b) pairs")
+        staged = []
+        for i, (pair, (W, b)) in enumerate(zip(weights, views)):
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ValueError(f"weights[{i}] must be a (W, b) pair")
+            for value, target, what in ((pair[0], W, "W"), (pair[1], b, "b")):
+                name = f"weights[{i}] {what}"
+                array = as_numeric_array(value, name)
+                if array.shape != target.shape:
+                    raise ValueError(f"{name} must have shape {target.shape}, got {array.shape}")
+                check_finite(array, name)
+                staged.append((target, array))
+        for target, array in staged:
+            target[...] = array

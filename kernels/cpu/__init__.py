@@ -1,0 +1,1 @@
+"""CPU kernels: @njit functions over arrays and scalars, writing into caller-owned buffers."""

@@ -1,0 +1,113 @@
+"""Losses fused with the output layer's activation.
+
+The output layer hands over its pre-activation ``Z`` (bias included). These kernels compute the
+activation, the loss and the loss gradient w.r.t. ``Z`` (the output delta) in numerically stable
+forms: log-sum-exp for softmax + cross-entropy, ``max(z, 0) - z*y + log1p(exp(-|z|))`` for
+sigmoid + binary cross-entropy.
+"""
+
+import numpy as np
+from numba import njit
+
+from .._options import JIT_OPTIONS
+from .activations import SOFTMAX, activate, derivative, softplus, softmax_rows
+
+MSE = 0
+CROSS_ENTROPY = 1
+BINARY_CROSS_ENTROPY = 2
+
+
+@njit(**JIT_OPTIONS)
+def output_activation(code, Z, A):
+    """Activation of the output layer (softmax row-wise, the rest elementwise)."""
+    if code == SOFTMAX:
+        softmax_rows(Z, A)
+        return
+    n, m = Z.shape
+    for i in range(n):
+        for j in range(m):
+            A[i, j] = activate(code, Z[i, j])
+
+
+@njit(**JIT_OPTIONS)
+def output_loss(loss_code, act_code, Z, Y, A):
+    """Write the output activation into ``A`` and return the summed loss of the batch.
+
+    The sum is over samples for cross-entropy and over all elements for MSE and binary
+    cross-entropy; the caller divides by the matching count to get the mean.
+    """
+    n, m = Z.shape
+    total = Z.dtype.type(0.0)
+    output_activation(act_code, Z, A)
+    if loss_code == CROSS_ENTROPY:
+        for i in range(n):
+            shift = Z[i, 0]
+            for j in range(1, m):
+                shift = max(shift, Z[i, j])
+            sum_exp = Z.dtype.type(0.0)
+            y_sum = Z.dtype.type(0.0)
+            yz = Z.dtype.type(0.0)
+            for j in range(m):
+                sum_exp += np.exp(Z[i, j] - shift)
+                y_sum += Y[i, j]
+                yz += Y[i, j] * Z[i, j]
+            total += (shift + np.log(sum_exp)) * y_sum - yz
+    elif loss_code == BINARY_CROSS_ENTROPY:
+        for i in range(n):
+            for j in range(m):
+                z = Z[i, j]
+                total += softplus(z) - z * Y[i, j]
+    else:
+        for i in range(n):
+            for j in range(m):
+                r = A[i, j] - Y[i, j]
+                total += r * r
+    return total
+
+
+@njit(**JIT_OPTIONS)
+def output_delta(loss_code, act_code, Z, A, Y, scale, D):
+    """Write ``d(loss) / dZ`` into ``D``; ``scale`` is 1/batch (cross-entropy) or 1/elements.
+
+    Softmax + cross-entropy and sigmoid + binary cross-entropy both reduce to ``(A - Y) * scale``.
+    """
+    n, m = Z.shape
+    if loss_code == MSE:
+        two_scale = Z.dtype.type(2.0) * scale
+        for i in range(n):
+            for j in range(m):
+                D[i, j] = (
+                    two_scale * (A[i, j] - Y[i, j]) * derivative(act_code, Z[i, j], A[i, j])
+                )
+    else:
+        for i in range(n):
+            for j in range(m):
+                D[i, j] = (A[i, j] - Y[i, j]) * scale
+
+
+@njit(**JIT_OPTIONS)
+def count_correct(loss_code, A, Y):
+    """Correct predictions: argmax match per row (cross-entropy) or per element at 0.5 (binary).
+
+    Returns 0 for MSE, which has no accuracy.
+    """
+    n, m = A.shape
+    correct = 0
+    if loss_code == CROSS_ENTROPY:
+        for i in range(n):
+            best_a = 0
+            best_y = 0
+            for j in range(1, m):
+                if A[i, j] > A[i, best_a]:
+                    best_a = j
+                if Y[i, j] > Y[i, best_y]:
+                    best_y = j
+            if best_a == best_y:
+                correct += 1
+    elif loss_code == BINARY_CROSS_ENTROPY:
+        half = A.dtype.type(0.5)
+        for i in range(n):
+            for j in range(m):
+                if (A[i, j] > half) == (Y[i, j] > half):
+                    correct += 1
+    return correct

@@ -1,0 +1,200 @@
+"""Whole-network kernels: forward, backward, a full training epoch, evaluation and prediction.
+
+A network is described by small integer arrays (the "layer table"):
+
+- ``sizes`` (L+1,): input width then each layer's width;
+- ``acts`` (L,): activation codes (``activations.py``);
+- ``w_off``, ``b_off`` (L,): offsets of each layer's W (out, in) and b (out,) in the flat
+  parameter buffer; the gradient buffer has the same layout;
+- ``ws_off`` (L,): offsets of each layer's (rows, out) block in the flat workspace buffers
+  ``Zbuf`` (pre-activations), ``Abuf`` (activations) and ``Dbuf`` (deltas), sized for the
+  largest batch.
+
+Every array argument is owned by the caller; nothing here allocates on the training path.
+"""
+
+import numpy as np
+from numba import njit
+
+from .._options import INLINE_OPTIONS, JIT_OPTIONS
+from .activations import bias_activation, bias_add, scale_by_derivative
+from .losses import CROSS_ENTROPY, count_correct, output_activation, output_delta, output_loss
+from .optimizers import optimizer_step
+
+
+@njit(**INLINE_OPTIONS)
+def _view(buf, offset, rows, cols):
+    return buf[offset : offset + rows * cols].reshape((rows, cols))
+
+
+@njit(**JIT_OPTIONS)
+def column_sum(D, out):
+    """``out[j] = sum_i D[i, j]`` (the bias gradient), row by row for contiguous reads."""
+    n, m = D.shape
+    out[:] = 0
+    for i in range(n):
+        for j in range(m):
+            out[j] += D[i, j]
+
+
+@njit(**JIT_OPTIONS)
+def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
+    """Run every layer on the batch ``X``; the last layer stops at its pre-activation ``Z``.
+
+    Each layer is one BLAS GEMM ``Z = X @ W.T`` followed by one fused bias + activation pass.
+    """
+    rows = X.shape[0]
+    n_layers = acts.size
+    layer_input = X
+    for layer in range(n_layers):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        W = _view(params, w_off[layer], n_out, n_in)
+        b = params[b_off[layer] : b_off[layer] + n_out]
+        Z = _view(Zbuf, ws_off[layer], rows, n_out)
+        np.dot(layer_input, W.T, Z)
+        if layer == n_layers - 1:
+            bias_add(b, Z)
+        else:
+            A = _view(Abuf, ws_off[layer], rows, n_out)
+            bias_activation(acts[layer], b, Z, A)
+            layer_input = A
+
+
+@njit(**JIT_OPTIONS)
+def backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf):
+    """Back-propagate the output delta (already in ``Dbuf``) and write every dW and db.
+
+    Per layer: ``dW = D.T @ A_prev`` and ``D_prev = (D @ W) * f'(Z_prev)`` by BLAS GEMMs on
+    transposed views (no copies), and ``db`` as a column sum of ``D``.
+    """
+    rows = X.shape[0]
+    for layer in range(acts.size - 1, -1, -1):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        D = _view(Dbuf, ws_off[layer], rows, n_out)
+        dW = _view(grads, w_off[layer], n_out, n_in)
+        if layer == 0:
+            np.dot(D.T, X, dW)
+        else:
+            np.dot(D.T, _view(Abuf, ws_off[layer - 1], rows, n_in), dW)
+        column_sum(D, grads[b_off[layer] : b_off[layer] + n_out])
+        if layer > 0:
+            W = _view(params, w_off[layer], n_out, n_in)
+            D_prev = _view(Dbuf, ws_off[layer - 1], rows, n_in)
+            np.dot(D, W, D_prev)
+            scale_by_derivative(
+                acts[layer - 1],
+                _view(Zbuf, ws_off[layer - 1], rows, n_in),
+                _view(Abuf, ws_off[layer - 1], rows, n_in),
+                D_prev,
+            )
+
+
+@njit(**JIT_OPTIONS)
+def forward_backward(
+    X, Y, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf
+):
+    """Gradients of the mean loss over the batch ``(X, Y)`` into ``grads``.
+
+    Returns ``(summed loss, correct predictions)`` of the batch, before the update.
+    """
+    rows = X.shape[0]
+    last = acts.size - 1
+    n_out = sizes[last + 1]
+    forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf)
+    Z = _view(Zbuf, ws_off[last], rows, n_out)
+    A = _view(Abuf, ws_off[last], rows, n_out)
+    D = _view(Dbuf, ws_off[last], rows, n_out)
+    loss = output_loss(loss_code, acts[last], Z, Y, A)
+    correct = count_correct(loss_code, A, Y)
+    scale = params.dtype.type(1.0) / params.dtype.type(
+        rows if loss_code == CROSS_ENTROPY else rows * n_out
+    )
+    output_delta(loss_code, acts[last], Z, A, Y, scale, D)
+    backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf)
+    return loss, correct
+
+
+@njit(**JIT_OPTIONS)
+def train_epoch(
+    X, Y, order, batch_size, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off,
+    n_weights, opt_code, hyper, state, step, l1, l2, Xbuf, Ybuf, Zbuf, Abuf, Dbuf,
+):  # fmt: skip
+    """One epoch of mini-batch training in a single compiled call.
+
+    Rows are visited in ``order`` (a permutation when shuffling), ``batch_size`` at a time; the
+    last batch may be smaller. Each batch is gathered into ``Xbuf``/``Ybuf``, forwarded,
+    back-propagated and applied by one fused optimizer pass. ``step[0]`` counts updates.
+
+    Returns ``(summed loss, correct predictions, index of the first batch whose loss was not
+    finite or -1)``. Training stops at a non-finite loss, before applying that batch's update.
+    """
+    n_rows = order.size
+    n_in = X.shape[1]
+    n_out = Y.shape[1]
+    loss_total = 0.0
+    correct_total = 0
+    batch_index = 0
+    for start in range(0, n_rows, batch_size):
+        rows = min(batch_size, n_rows - start)
+        Xb = _view(Xbuf, 0, rows, n_in)
+        Yb = _view(Ybuf, 0, rows, n_out)
+        for i in range(rows):
+            src = order[start + i]
+            for j in range(n_in):
+                Xb[i, j] = X[src, j]
+            for j in range(n_out):
+                Yb[i, j] = Y[src, j]
+        loss, correct = forward_backward(
+            Xb, Yb, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf
+        )
+        if not np.isfinite(loss):
+            return loss_total, correct_total, batch_index
+        step[0] += 1
+        optimizer_step(opt_code, params, grads, state, hyper, step[0], n_weights, l1, l2)
+        loss_total += loss
+        correct_total += correct
+        batch_index += 1
+    return loss_total, correct_total, -1
+
+
+@njit(**JIT_OPTIONS)
+def evaluate(X, Y, batch_size, sizes, acts, loss_code, params, w_off, b_off, ws_off, Zbuf, Abuf):
+    """Summed loss and correct predictions over ``(X, Y)``, ``batch_size`` rows at a time."""
+    n_rows, n_in = X.shape
+    n_out = Y.shape[1]
+    last = acts.size - 1
+    X_flat = X.reshape(X.size)
+    Y_flat = Y.reshape(Y.size)
+    loss_total = 0.0
+    correct_total = 0
+    for start in range(0, n_rows, batch_size):
+        rows = min(batch_size, n_rows - start)
+        Xb = _view(X_flat, start * n_in, rows, n_in)
+        Yb = _view(Y_flat, start * n_out, rows, n_out)
+        forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf)
+        Z = _view(Zbuf, ws_off[last], rows, n_out)
+        A = _view(Abuf, ws_off[last], rows, n_out)
+        loss_total += output_loss(loss_code, acts[last], Z, Yb, A)
+        correct_total += count_correct(loss_code, A, Yb)
+    return loss_total, correct_total
+
+
+@njit(**JIT_OPTIONS)
+def predict(X, batch_size, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf, out):
+    """Output-layer activations for every row of ``X`` into ``out``, ``batch_size`` at a time."""
+    n_rows, n_in = X.shape
+    last = acts.size - 1
+    n_out = sizes[last + 1]
+    X_flat = X.reshape(X.size)
+    out_flat = out.reshape(out.size)
+    for start in range(0, n_rows, batch_size):
+        rows = min(batch_size, n_rows - start)
+        Xb = _view(X_flat, start * n_in, rows, n_in)
+        forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf)
+        output_activation(
+            acts[last],
+            _view(Zbuf, ws_off[last], rows, n_out),
+            _view(out_flat, start * n_out, rows, n_out),
+        )

@@ -1,0 +1,112 @@
+"""Optimizer updates as single fused passes over the flat parameter buffer.
+
+Each pass reads the gradient, folds in the L1/L2 penalty gradient (weights only), updates the
+optimizer state and writes the parameters, once per element. The update rules and defaults are
+those of ``torch.optim``. ``hyper`` holds the hyper-parameters in the parameters' dtype, in the
+order documented by each optimizer class in ``fastdnn.optimizers``.
+"""
+
+import numpy as np
+from numba import njit
+
+from .._options import INLINE_OPTIONS, JIT_OPTIONS
+
+SGD = 0
+ADAM = 1
+ADAMW = 2
+RMSPROP = 3
+
+
+@njit(**INLINE_OPTIONS)
+def _sgd(p, g, state, hyper, lo, hi, l1, l2):
+    lr, momentum, nesterov = hyper[0], hyper[1], hyper[2]
+    if momentum == 0:
+        for i in range(lo, hi):
+            p[i] -= lr * (g[i] + l1 * np.sign(p[i]) + l2 * p[i])
+        return
+    buf = state[0]
+    for i in range(lo, hi):
+        gi = g[i] + l1 * np.sign(p[i]) + l2 * p[i]
+        b = momentum * buf[i] + gi
+        buf[i] = b
+        p[i] -= lr * (gi + momentum * b if nesterov != 0 else b)
+
+
+@njit(**INLINE_OPTIONS)
+def _adam(p, g, state, hyper, lo, hi, l1, l2, step_size, inv_sqrt_bc2, decay):
+    beta1, beta2, eps = hyper[1], hyper[2], hyper[3]
+    one = p.dtype.type(1.0)
+    m, v = state[0], state[1]
+    for i in range(lo, hi):
+        gi = g[i] + l1 * np.sign(p[i]) + l2 * p[i]
+        mi = beta1 * m[i] + (one - beta1) * gi
+        vi = beta2 * v[i] + (one - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = p[i] * decay - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+
+@njit(**INLINE_OPTIONS)
+def _rmsprop(p, g, state, hyper, lo, hi, l1, l2):
+    lr, rho, eps, momentum = hyper[0], hyper[1], hyper[2], hyper[3]
+    one = p.dtype.type(1.0)
+    sq = state[0]
+    for i in range(lo, hi):
+        gi = g[i] + l1 * np.sign(p[i]) + l2 * p[i]
+        s = rho * sq[i] + (one - rho) * gi * gi
+        sq[i] = s
+        update = gi / (np.sqrt(s) + eps)
+        if momentum != 0:
+            b = momentum * state[1][i] + update
+            state[1][i] = b
+            update = b
+        p[i] -= lr * update
+
+
+@njit(**JIT_OPTIONS)
+def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
+    """Apply one update to ``params`` in place; ``step`` is the 1-based step number.
+
+    ``params[:n_weights]`` are weights (penalised by ``l1 * sign(w) + l2 * w`` in the gradient),
+    ``params[n_weights:]`` are biases (not penalised).
+    """
+    n = params.size
+    zero = params.dtype.type(0.0)
+    if code == SGD:
+        _sgd(params, grads, state, hyper, 0, n_weights, l1, l2)
+        _sgd(params, grads, state, hyper, n_weights, n, zero, zero)
+    elif code == RMSPROP:
+        _rmsprop(params, grads, state, hyper, 0, n_weights, l1, l2)
+        _rmsprop(params, grads, state, hyper, n_weights, n, zero, zero)
+    else:
+        # Bias corrections in float64, as torch computes them from a Python float step.
+        lr = hyper[0]
+        bc1 = 1.0 - float(hyper[1]) ** step
+        bc2 = 1.0 - float(hyper[2]) ** step
+        step_size = params.dtype.type(lr / bc1)
+        inv_sqrt_bc2 = params.dtype.type(1.0 / np.sqrt(bc2))
+        decay = params.dtype.type(1.0)
+        if code == ADAMW:
+            decay = params.dtype.type(1.0 - lr * hyper[4])
+        _adam(params, grads, state, hyper, 0, n_weights, l1, l2, step_size, inv_sqrt_bc2, decay)
+        _adam(params, grads, state, hyper, n_weights, n, zero, zero, step_size, inv_sqrt_bc2, decay)
+
+
+@njit(**JIT_OPTIONS)
+def penalty(params, n_weights, l1, l2):
+    """``l1 * sum|W| + (l2 / 2) * sum W**2`` over the weights (the first ``n_weights`` entries)."""
+    abs_sum = 0.0
+    sq_sum = 0.0
+    for i in range(n_weights):
+        w = float(params[i])
+        abs_sum += abs(w)
+        sq_sum += w * w
+    return float(l1) * abs_sum + 0.5 * float(l2) * sq_sum
+
+
+@njit(**JIT_OPTIONS)
+def add_penalty_gradient(params, grads, n_weights, l1, l2):
+    """``grads[:n_weights] += l1 * sign(W) + l2 * W``: the penalty's gradient, for reporting
+    gradients of the full loss (the optimizer passes fold it in themselves)."""
+    for i in range(n_weights):
+        grads[i] += l1 * np.sign(params[i]) + l2 * params[i]

@@ -1,0 +1,1 @@
+"""CUDA kernels (see fastdnn.backends.cuda); empty until the CUDA device lands."""
