@@ -264,9 +264,7 @@ class Sequential:
         return logs
 
     # ----------------------------------------------------------------------------- training
-    def fit(
-        self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None, verbose=1
-    ):
+    def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None, verbose=1):
         """Train for ``epochs`` passes over ``(X, y)`` in mini-batches.
 
         Parameters
@@ -333,7 +331,8 @@ class Sequential:
                 seconds = time.perf_counter() - start
                 if bad_batch >= 0 or not np.isfinite(self._params).all():
                     self._params[:], self._state[...], self._step[:] = saved
-                    raise TrainingDivergedError(epoch, bad_batch if bad_batch >= 0 else n_batches - 1)
+                    last_batch = bad_batch if bad_batch >= 0 else n_batches - 1
+                    raise TrainingDivergedError(epoch, last_batch)
                 logs = self._metrics(loss_sum, correct, n_rows)
                 if validation is not None:
                     logs.update(self._evaluate_arrays(*validation, batch_size=4096, prefix="val_"))

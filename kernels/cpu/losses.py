@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .._options import JIT_OPTIONS
-from .activations import SOFTMAX, activate, derivative, softplus, softmax_rows
+from .activations import SOFTMAX, activate, derivative, softmax_rows, softplus
 
 MSE = 0
 CROSS_ENTROPY = 1
@@ -76,9 +76,7 @@ def output_delta(loss_code, act_code, Z, A, Y, scale, D):
         two_scale = Z.dtype.type(2.0) * scale
         for i in range(n):
             for j in range(m):
-                D[i, j] = (
-                    two_scale * (A[i, j] - Y[i, j]) * derivative(act_code, Z[i, j], A[i, j])
-                )
+                D[i, j] = two_scale * (A[i, j] - Y[i, j]) * derivative(act_code, Z[i, j], A[i, j])
     else:
         for i in range(n):
             for j in range(m):
