@@ -1,8 +1,9 @@
 """Numba kernels of fastdnn, installed as ``fastdnn.kernels``.
 
 Numba's on-disk cache is keyed on each source file's own timestamp and size; it does not notice
-an edit to a callee that lives in another file. Before any kernel module is imported, the cached
-machine code is dropped whenever any kernel source differs from the one it was built from.
+an edit to a callee that lives in another file. So before any kernel is imported, each kernel
+subpackage (``cpu``, ``cuda``, ...) drops its cached machine code whenever any of its sources, or
+the shared ``_options.py``, differs from what the cache was built from.
 """
 
 import hashlib
@@ -12,25 +13,26 @@ _ROOT = Path(__file__).resolve().parent
 _CACHE_SUFFIXES = (".nbi", ".nbc")
 
 
-def _drop_stale_cache():
-    sources = sorted(_ROOT.rglob("*.py"))
-    digest = hashlib.sha256()
-    for source in sources:
-        digest.update(source.relative_to(_ROOT).as_posix().encode())
+def _drop_stale_cache(package):
+    digest = hashlib.sha256((_ROOT / "_options.py").read_bytes())
+    for source in sorted(package.glob("*.py")):
+        digest.update(source.name.encode())
         digest.update(source.read_bytes())
-    stamp = _ROOT / "__pycache__" / "kernel-sources.sha256"
+    cache = package / "__pycache__"
+    stamp = cache / "kernel-sources.sha256"
     current = digest.hexdigest()
     try:
         if stamp.exists() and stamp.read_text() == current:
             return
-        for cached in _ROOT.rglob("__pycache__/*"):
+        for cached in cache.glob("*"):
             if cached.suffix in _CACHE_SUFFIXES:
                 cached.unlink(missing_ok=True)
-        stamp.parent.mkdir(exist_ok=True)
+        cache.mkdir(exist_ok=True)
         stamp.write_text(current)
     except OSError:
-        # A read-only install: Numba then caches elsewhere and the sources cannot change anyway.
+        # A read-only install: Numba caches elsewhere, and the sources cannot change anyway.
         pass
 
 
-_drop_stale_cache()
+for _package in sorted(p for p in _ROOT.iterdir() if (p / "__init__.py").exists()):
+    _drop_stale_cache(_package)
