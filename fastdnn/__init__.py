@@ -4,7 +4,17 @@ Public API: :class:`Sequential` of :class:`Dense` layers, the optimizers :class:
 :class:`Adam`, :class:`AdamW` and :class:`RMSprop`, and :class:`TrainingDivergedError`.
 """
 
+from .callbacks import (
+    Callback,
+    CosineDecay,
+    EarlyStopping,
+    ExponentialDecay,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    StepDecay,
+)
 from .errors import TrainingDivergedError
+from .io import ModelFileError, load
 from .layers import Dense
 from .network import History, Sequential
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
@@ -14,6 +24,15 @@ __version__ = "0.1.0"
 __all__ = [
     "Adam",
     "AdamW",
+    "Callback",
+    "CosineDecay",
+    "EarlyStopping",
+    "ExponentialDecay",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ModelFileError",
+    "StepDecay",
+    "load",
     "Dense",
     "History",
     "Optimizer",

@@ -16,7 +16,10 @@ def main(argv=None):
 
     from .demo import run_demo
 
-    print("fastdnn demo: 64-128-10 MLP (ReLU, softmax) on scikit-learn's digits, Adam, L2 1e-4, float32")
+    print(
+        "fastdnn demo: 64-128-10 MLP (ReLU, softmax) on scikit-learn's digits, "
+        "Adam, L2 1e-4, float32"
+    )
     result = run_demo(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     print(f"test accuracy: {result['test_accuracy']:.4f} (25 % stratified hold-out)")
     print(f"test loss: {result['test_loss']:.4f}")

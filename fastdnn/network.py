@@ -11,6 +11,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import io as _io
 from ._validation import (
     as_matrix,
     as_numeric_array,
@@ -20,12 +21,13 @@ from ._validation import (
     positive_int,
     resolve_dtype,
 )
+from .callbacks import Callback
 from .errors import TrainingDivergedError
 from .kernels.cpu import losses as _loss_kernels
 from .kernels.cpu import network as _net
 from .kernels.cpu import optimizers as _opt_kernels
 from .layers import RELU_FAMILY, Dense
-from .optimizers import Adam, get_optimizer
+from .optimizers import OPTIMIZERS, Adam, get_optimizer
 
 LOSSES = {
     "mse": _loss_kernels.MSE,
@@ -264,7 +266,17 @@ class Sequential:
         return logs
 
     # ----------------------------------------------------------------------------- training
-    def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None, verbose=1):
+    def fit(
+        self,
+        X,
+        y,
+        epochs=1,
+        batch_size=32,
+        shuffle=True,
+        validation_data=None,
+        verbose=1,
+        callbacks=None,
+    ):
         """Train for ``epochs`` passes over ``(X, y)`` in mini-batches.
 
         Parameters
@@ -281,6 +293,9 @@ class Sequential:
             Evaluated after every epoch into ``val_loss`` (and ``val_accuracy``).
         verbose : {0, 1, 2}, default 1
             0 silent, 1 a progress bar and a line per epoch, 2 a line per epoch.
+        callbacks : list of Callback, optional
+            Called between epochs (``fd.EarlyStopping``, ``fd.ModelCheckpoint``, learning-rate
+            schedules); one may stop the fit by setting ``model.stop_training = True``.
 
         Returns
         -------
@@ -304,6 +319,10 @@ class Sequential:
             validation = self._data(*validation_data, x_name="X_val", y_name="y_val")
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        callbacks = list(callbacks or [])
+        for callback in callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"callbacks must be fastdnn.Callback instances, got {callback!r}")
 
         n_rows = X.shape[0]
         rows = min(batch_size, n_rows)
@@ -311,14 +330,21 @@ class Sequential:
         Xbuf = np.empty(rows * X.shape[1], dtype=self.dtype)
         Ybuf = np.empty(rows * Y.shape[1], dtype=self.dtype)
         grads = np.zeros_like(self._params)
-        hyper = self.optimizer.hyperparameters(self.dtype)
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         n_batches = -(-n_rows // batch_size)
 
         history = History()
+        self.stop_training = False
+        for callback in callbacks:
+            callback.set_model(self)
+            callback.on_train_begin()
         bar = tqdm(total=epochs, unit="epoch", disable=verbose != 1, leave=False)
         try:
             for epoch in range(1, epochs + 1):
+                for callback in callbacks:
+                    callback.on_epoch_begin(epoch - 1)
+                # Read every epoch: a schedule may have changed the learning rate.
+                hyper = self.optimizer.hyperparameters(self.dtype)
                 order = self._rng.permutation(n_rows) if shuffle else np.arange(n_rows)
                 saved = (self._params.copy(), self._state.copy(), self._step.copy())
                 start = time.perf_counter()
@@ -344,8 +370,14 @@ class Sequential:
                     bar.set_postfix(loss=f"{logs['loss']:.4f}", samples_s=f"{rate:,.0f}")
                     bar.update()
                     bar.write(line) if verbose == 1 else print(line)
+                for callback in callbacks:
+                    callback.on_epoch_end(epoch - 1, logs)
+                if self.stop_training:
+                    break
         finally:
             bar.close()
+        for callback in callbacks:
+            callback.on_train_end()
         return history
 
     # ----------------------------------------------------------------------------- inference
@@ -441,3 +473,62 @@ class Sequential:
                 staged.append((target, array))
         for target, array in staged:
             target[...] = array
+
+    # ----------------------------------------------------------------------------- save / load
+    def _archive(self):
+        """Description and arrays for ``fastdnn.io.save_archive``."""
+        meta = {
+            "layers": [layer.get_config() for layer in self.layers],
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+            "rng": self._rng.bit_generator.state,
+            "compile": None,
+        }
+        arrays = {"params": self._params}
+        if self.loss is not None:
+            meta["compile"] = {
+                "loss": self.loss,
+                "optimizer": type(self.optimizer).__name__.lower(),
+                "optimizer_config": self.optimizer.get_config(),
+                "l1": self.l1,
+                "l2": self.l2,
+            }
+            arrays["state"] = self._state
+            arrays["step"] = self._step
+        return meta, arrays
+
+    @classmethod
+    def _from_archive(cls, meta, arrays):
+        model = cls([Dense(**config) for config in meta["layers"]], meta["dtype"], meta["seed"])
+        params = arrays["params"]
+        if params.shape != model._params.shape or params.dtype != model.dtype:
+            raise ValueError(
+                f"params has shape {params.shape} and dtype {params.dtype}, the architecture "
+                f"needs {model._params.shape} and {model.dtype}"
+            )
+        if not np.isfinite(params).all():
+            raise ValueError("params holds NaN or infinity")
+        model._params[:] = params
+        model._rng.bit_generator.state = meta["rng"]
+        compiled = meta["compile"]
+        if compiled is not None:
+            optimizer = OPTIMIZERS[compiled["optimizer"]](**compiled["optimizer_config"])
+            model.compile(compiled["loss"], optimizer, compiled["l1"], compiled["l2"])
+            state, step = arrays["state"], arrays["step"]
+            if state.shape != model._state.shape or step.shape != (1,):
+                raise ValueError("optimizer state does not match the optimizer and architecture")
+            model._state[...] = state
+            model._step[:] = step
+        return model
+
+    def save(self, path):
+        """Save architecture, weights, optimizer state and shuffling state to ``path``.
+
+        The file (see :mod:`fastdnn.io` for the format) is written atomically; load it with
+        ``fastdnn.load(path)`` to predict identically or to resume training exactly.
+        """
+        meta, arrays = self._archive()
+        _io.save_archive(path, type(self).__name__, meta, arrays)
+
+
+_io.register("Sequential", Sequential._from_archive)
