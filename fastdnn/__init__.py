@@ -18,6 +18,7 @@ from .io import ModelFileError, load
 from .layers import Dense
 from .network import History, Sequential
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .plotting import plot_history
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,7 @@ __all__ = [
     "ModelFileError",
     "StepDecay",
     "load",
+    "plot_history",
     "Dense",
     "History",
     "Optimizer",

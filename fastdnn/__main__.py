@@ -12,6 +12,7 @@ def main(argv=None):
     demo.add_argument("--epochs", type=int, default=80)
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--plot", metavar="PNG", help="write the training curves to this file")
     args = parser.parse_args(argv)
 
     from .demo import run_demo
@@ -25,6 +26,10 @@ def main(argv=None):
     print(f"test loss: {result['test_loss']:.4f}")
     print(f"training throughput: {result['samples_per_second']:,.0f} samples/s")
     print(f"fit wall time: {result['seconds']:.2f} s (first epoch includes any compilation)")
+    if args.plot:
+        from .plotting import plot_history
+
+        print(f"training curves: {plot_history(result['history'], args.plot)}")
     return 0
 
 
