@@ -249,20 +249,34 @@ class Sequential:
             raise ValueError(f"{name} rows must be one-hot (or probabilities summing to 1)")
         return np.ascontiguousarray(y, dtype=self.dtype)
 
-    def _data(self, X, y, x_name="X", y_name="y"):
-        X = as_matrix(X, x_name, self.n_features_in, self.dtype)
-        return X, self._targets(y, y_name, X.shape[0])
+    def _sample_weight(self, sample_weight, name, n_rows):
+        """Per-sample weights as a (rows,) array of the model dtype (ones when None)."""
+        if sample_weight is None:
+            return np.ones(n_rows, dtype=self.dtype)
+        weight = as_numeric_array(sample_weight, name)
+        if weight.shape != (n_rows,):
+            raise ValueError(f"{name} must have shape ({n_rows},), got {weight.shape}")
+        check_finite(weight, name)
+        if (weight < 0).any() or not (weight > 0).any():
+            raise ValueError(f"{name} must be >= 0 with at least one positive weight")
+        return np.ascontiguousarray(weight, dtype=self.dtype)
 
-    def _metrics(self, loss_sum, correct, n_rows, prefix=""):
+    def _data(self, X, y, sample_weight=None, x_name="X", y_name="y"):
+        X = as_matrix(X, x_name, self.n_features_in, self.dtype)
+        Y = self._targets(y, y_name, X.shape[0])
+        weight_name = "sample_weight" if x_name == "X" else "sample_weight_val"
+        return X, Y, self._sample_weight(sample_weight, weight_name, X.shape[0])
+
+    def _metrics(self, loss_sum, correct, weight, prefix=""):
         # Cross-entropy averages over samples; MSE and binary cross-entropy (and the binary
-        # accuracy) over all output elements.
-        count = n_rows if self.loss == "cross_entropy" else n_rows * self.n_outputs
+        # accuracy) over all output elements. The loss is weighted by the sample weights.
+        width = 1 if self.loss == "cross_entropy" else self.n_outputs
         penalty = _opt_kernels.penalty(
             self._params, self._n_weights, self.dtype.type(self.l1), self.dtype.type(self.l2)
         )
-        logs = {prefix + "loss": float(loss_sum) / count + penalty}
+        logs = {prefix + "loss": float(loss_sum) / (float(weight.sum()) * width) + penalty}
         if self.loss != "mse":
-            logs[prefix + "accuracy"] = correct / count
+            logs[prefix + "accuracy"] = correct / (weight.size * width)
         return logs
 
     # ----------------------------------------------------------------------------- training
@@ -276,6 +290,7 @@ class Sequential:
         validation_data=None,
         verbose=1,
         callbacks=None,
+        sample_weight=None,
     ):
         """Train for ``epochs`` passes over ``(X, y)`` in mini-batches.
 
@@ -289,13 +304,15 @@ class Sequential:
             Samples per update; the last batch of an epoch may be smaller.
         shuffle : bool, default True
             Visit the samples in a new random order each epoch (seeded by ``seed``).
-        validation_data : tuple (X_val, y_val), optional
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
             Evaluated after every epoch into ``val_loss`` (and ``val_accuracy``).
         verbose : {0, 1, 2}, default 1
             0 silent, 1 a progress bar and a line per epoch, 2 a line per epoch.
         callbacks : list of Callback, optional
             Called between epochs (``fd.EarlyStopping``, ``fd.ModelCheckpoint``, learning-rate
             schedules); one may stop the fit by setting ``model.stop_training = True``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights: each batch minimises ``sum_i w_i loss_i / sum_i w_i``.
 
         Returns
         -------
@@ -309,13 +326,15 @@ class Sequential:
             the last good epoch first.
         """
         self._require_compiled("fit")
-        X, Y = self._data(X, y)
+        X, Y, weight = self._data(X, y, sample_weight)
         epochs = positive_int(epochs, "epochs")
         batch_size = positive_int(batch_size, "batch_size")
         validation = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, weights)"
+                )
             validation = self._data(*validation_data, x_name="X_val", y_name="y_val")
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
@@ -329,6 +348,7 @@ class Sequential:
         ws_off, Zbuf, Abuf, Dbuf = self._workspace(rows, 3)
         Xbuf = np.empty(rows * X.shape[1], dtype=self.dtype)
         Ybuf = np.empty(rows * Y.shape[1], dtype=self.dtype)
+        Wbuf = np.empty(rows, dtype=self.dtype)
         grads = np.zeros_like(self._params)
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         n_batches = -(-n_rows // batch_size)
@@ -349,19 +369,19 @@ class Sequential:
                 saved = (self._params.copy(), self._state.copy(), self._step.copy())
                 start = time.perf_counter()
                 loss_sum, correct, bad_batch = _net.train_epoch(
-                    X, Y, order, batch_size, self._sizes, self._acts, LOSSES[self.loss],
+                    X, Y, weight, order, batch_size, self._sizes, self._acts, LOSSES[self.loss],
                     self._params, grads, self._w_off, self._b_off, ws_off, self._n_weights,
                     self.optimizer.code, hyper, self._state, self._step, l1, l2,
-                    Xbuf, Ybuf, Zbuf, Abuf, Dbuf,
+                    Xbuf, Ybuf, Wbuf, Zbuf, Abuf, Dbuf,
                 )  # fmt: skip
                 seconds = time.perf_counter() - start
                 if bad_batch >= 0 or not np.isfinite(self._params).all():
                     self._params[:], self._state[...], self._step[:] = saved
                     last_batch = bad_batch if bad_batch >= 0 else n_batches - 1
                     raise TrainingDivergedError(epoch, last_batch)
-                logs = self._metrics(loss_sum, correct, n_rows)
+                logs = self._metrics(loss_sum, correct, weight)
                 if validation is not None:
-                    logs.update(self._evaluate_arrays(*validation, batch_size=4096, prefix="val_"))
+                    logs.update(self._evaluate_arrays(*validation, 4096, prefix="val_"))
                 history._append(logs, seconds)
                 if verbose:
                     text = "  ".join(f"{k}={v:.4f}" for k, v in logs.items())
@@ -404,16 +424,18 @@ class Sequential:
         )  # fmt: skip
         return out
 
-    def _evaluate_arrays(self, X, Y, batch_size, prefix=""):
+    def _evaluate_arrays(self, X, Y, weight, batch_size, prefix=""):
         ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), 2)
         loss_sum, correct = _net.evaluate(
-            X, Y, batch_size, self._sizes, self._acts, LOSSES[self.loss], self._params,
+            X, Y, weight, batch_size, self._sizes, self._acts, LOSSES[self.loss], self._params,
             self._w_off, self._b_off, ws_off, Zbuf, Abuf,
         )  # fmt: skip
-        return self._metrics(loss_sum, correct, X.shape[0], prefix)
+        return self._metrics(loss_sum, correct, weight, prefix)
 
-    def evaluate(self, X, y, batch_size=4096):
+    def evaluate(self, X, y, batch_size=4096, sample_weight=None):
         """Mean loss (penalty included) and, for classification, accuracy on ``(X, y)``.
+
+        With ``sample_weight`` the loss is the weighted mean (accuracy stays unweighted).
 
         Returns
         -------
@@ -421,8 +443,8 @@ class Sequential:
             ``{"loss": float}`` plus ``"accuracy"`` for the cross-entropy losses.
         """
         self._require_compiled("evaluate")
-        X, Y = self._data(X, y)
-        return self._evaluate_arrays(X, Y, positive_int(batch_size, "batch_size"))
+        X, Y, weight = self._data(X, y, sample_weight)
+        return self._evaluate_arrays(X, Y, weight, positive_int(batch_size, "batch_size"))
 
     def loss_and_gradients(self, X, y):
         """Loss and its gradients on ``(X, y)`` as one batch, without updating anything.
@@ -435,16 +457,16 @@ class Sequential:
             One pair per layer, shaped like the weights.
         """
         self._require_compiled("loss_and_gradients")
-        X, Y = self._data(X, y)
+        X, Y, weight = self._data(X, y)
         ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], 3)
         grads = np.zeros_like(self._params)
         loss_sum, _ = _net.forward_backward(
-            X, Y, self._sizes, self._acts, LOSSES[self.loss], self._params, grads,
+            X, Y, weight, self._sizes, self._acts, LOSSES[self.loss], self._params, grads,
             self._w_off, self._b_off, ws_off, Zbuf, Abuf, Dbuf,
         )  # fmt: skip
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         _opt_kernels.add_penalty_gradient(self._params, grads, self._n_weights, l1, l2)
-        loss = self._metrics(loss_sum, 0, X.shape[0])["loss"]
+        loss = self._metrics(loss_sum, 0, weight)["loss"]
         return loss, self._layer_views(grads)
 
     # ----------------------------------------------------------------------------- weights

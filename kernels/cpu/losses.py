@@ -30,11 +30,12 @@ def output_activation(code, Z, A):
 
 
 @njit(**JIT_OPTIONS)
-def output_loss(loss_code, act_code, Z, Y, A):
-    """Write the output activation into ``A`` and return the summed loss of the batch.
+def output_loss(loss_code, act_code, Z, Y, row_weight, A):
+    """Write the output activation into ``A`` and return the weighted summed loss of the batch.
 
+    Row ``i``'s loss is multiplied by ``row_weight[i]`` (sample weights; ones when unweighted).
     The sum is over samples for cross-entropy and over all elements for MSE and binary
-    cross-entropy; the caller divides by the matching count to get the mean.
+    cross-entropy; the caller divides by the matching weighted count to get the mean.
     """
     n, m = Z.shape
     total = Z.dtype.type(0.0)
@@ -51,36 +52,45 @@ def output_loss(loss_code, act_code, Z, Y, A):
                 sum_exp += np.exp(Z[i, j] - shift)
                 y_sum += Y[i, j]
                 yz += Y[i, j] * Z[i, j]
-            total += (shift + np.log(sum_exp)) * y_sum - yz
+            total += row_weight[i] * ((shift + np.log(sum_exp)) * y_sum - yz)
     elif loss_code == BINARY_CROSS_ENTROPY:
         for i in range(n):
+            row_total = Z.dtype.type(0.0)
             for j in range(m):
                 z = Z[i, j]
-                total += softplus(z) - z * Y[i, j]
+                row_total += softplus(z) - z * Y[i, j]
+            total += row_weight[i] * row_total
     else:
         for i in range(n):
+            row_total = Z.dtype.type(0.0)
             for j in range(m):
                 r = A[i, j] - Y[i, j]
-                total += r * r
+                row_total += r * r
+            total += row_weight[i] * row_total
     return total
 
 
 @njit(**JIT_OPTIONS)
-def output_delta(loss_code, act_code, Z, A, Y, scale, D):
-    """Write ``d(loss) / dZ`` into ``D``; ``scale`` is 1/batch (cross-entropy) or 1/elements.
+def output_delta(loss_code, act_code, Z, A, Y, row_weight, scale, D):
+    """Write ``d(loss) / dZ`` into ``D``, row ``i`` multiplied by ``scale * row_weight[i]``.
 
-    Softmax + cross-entropy and sigmoid + binary cross-entropy both reduce to ``(A - Y) * scale``.
+    ``scale`` is 1 / (summed row weights), divided further by the output width for the
+    elementwise losses (MSE, binary cross-entropy).
+
+    Softmax + cross-entropy and sigmoid + binary cross-entropy both reduce to ``(A - Y)`` times
+    that factor.
     """
     n, m = Z.shape
     if loss_code == MSE:
-        two_scale = Z.dtype.type(2.0) * scale
         for i in range(n):
+            row_scale = Z.dtype.type(2.0) * scale * row_weight[i]
             for j in range(m):
-                D[i, j] = two_scale * (A[i, j] - Y[i, j]) * derivative(act_code, Z[i, j], A[i, j])
+                D[i, j] = row_scale * (A[i, j] - Y[i, j]) * derivative(act_code, Z[i, j], A[i, j])
     else:
         for i in range(n):
+            row_scale = scale * row_weight[i]
             for j in range(m):
-                D[i, j] = (A[i, j] - Y[i, j]) * scale
+                D[i, j] = (A[i, j] - Y[i, j]) * row_scale
 
 
 @njit(**JIT_OPTIONS)

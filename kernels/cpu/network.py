@@ -93,11 +93,13 @@ def backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Db
 
 @njit(**JIT_OPTIONS)
 def forward_backward(
-    X, Y, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf
+    X, Y, row_weight, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf
 ):
-    """Gradients of the mean loss over the batch ``(X, Y)`` into ``grads``.
+    """Gradients of the weighted mean loss over the batch ``(X, Y)`` into ``grads``.
 
-    Returns ``(summed loss, correct predictions)`` of the batch, before the update.
+    The mean is ``sum_i w_i loss_i / sum_i w_i`` with ``w = row_weight`` (ones when unweighted),
+    over samples for cross-entropy and over all output elements otherwise.
+    Returns ``(weighted summed loss, correct predictions)`` of the batch, before the update.
     """
     rows = X.shape[0]
     last = acts.size - 1
@@ -106,25 +108,28 @@ def forward_backward(
     Z = _view(Zbuf, ws_off[last], rows, n_out)
     A = _view(Abuf, ws_off[last], rows, n_out)
     D = _view(Dbuf, ws_off[last], rows, n_out)
-    loss = output_loss(loss_code, acts[last], Z, Y, A)
+    loss = output_loss(loss_code, acts[last], Z, Y, row_weight, A)
     correct = count_correct(loss_code, A, Y)
-    scale = params.dtype.type(1.0) / params.dtype.type(
-        rows if loss_code == CROSS_ENTROPY else rows * n_out
-    )
-    output_delta(loss_code, acts[last], Z, A, Y, scale, D)
+    weight_sum = float(row_weight.sum())
+    if loss_code != CROSS_ENTROPY:
+        weight_sum *= n_out
+    # A batch whose weights are all zero contributes no gradient.
+    scale = params.dtype.type(1.0 / weight_sum if weight_sum > 0 else 0.0)
+    output_delta(loss_code, acts[last], Z, A, Y, row_weight, scale, D)
     backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf)
     return loss, correct
 
 
 @njit(**JIT_OPTIONS)
 def train_epoch(
-    X, Y, order, batch_size, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off,
-    n_weights, opt_code, hyper, state, step, l1, l2, Xbuf, Ybuf, Zbuf, Abuf, Dbuf,
+    X, Y, sample_weight, order, batch_size, sizes, acts, loss_code, params, grads, w_off, b_off,
+    ws_off, n_weights, opt_code, hyper, state, step, l1, l2, Xbuf, Ybuf, Wbuf, Zbuf, Abuf, Dbuf,
 ):  # fmt: skip
     """One epoch of mini-batch training in a single compiled call.
 
     Rows are visited in ``order`` (a permutation when shuffling), ``batch_size`` at a time; the
-    last batch may be smaller. Each batch is gathered into ``Xbuf``/``Ybuf``, forwarded,
+    last batch may be smaller. Each batch is gathered into ``Xbuf``/``Ybuf``/``Wbuf`` (sample
+    weights), forwarded,
     back-propagated and applied by one fused optimizer pass. ``step[0]`` counts updates.
 
     Returns ``(summed loss, correct predictions, index of the first batch whose loss was not
@@ -140,14 +145,29 @@ def train_epoch(
         rows = min(batch_size, n_rows - start)
         Xb = _view(Xbuf, 0, rows, n_in)
         Yb = _view(Ybuf, 0, rows, n_out)
+        Wb = Wbuf[:rows]
         for i in range(rows):
             src = order[start + i]
+            Wb[i] = sample_weight[src]
             for j in range(n_in):
                 Xb[i, j] = X[src, j]
             for j in range(n_out):
                 Yb[i, j] = Y[src, j]
         loss, correct = forward_backward(
-            Xb, Yb, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf
+            Xb,
+            Yb,
+            Wb,
+            sizes,
+            acts,
+            loss_code,
+            params,
+            grads,
+            w_off,
+            b_off,
+            ws_off,
+            Zbuf,
+            Abuf,
+            Dbuf,
         )
         if not np.isfinite(loss):
             return loss_total, correct_total, batch_index
@@ -160,8 +180,12 @@ def train_epoch(
 
 
 @njit(**JIT_OPTIONS)
-def evaluate(X, Y, batch_size, sizes, acts, loss_code, params, w_off, b_off, ws_off, Zbuf, Abuf):
-    """Summed loss and correct predictions over ``(X, Y)``, ``batch_size`` rows at a time."""
+def evaluate(
+    X, Y, sample_weight, batch_size, sizes, acts, loss_code, params, w_off, b_off, ws_off, Zbuf,
+    Abuf,
+):  # fmt: skip
+    """Weighted summed loss and correct predictions over ``(X, Y)``, ``batch_size`` rows at a
+    time."""
     n_rows, n_in = X.shape
     n_out = Y.shape[1]
     last = acts.size - 1
@@ -176,7 +200,8 @@ def evaluate(X, Y, batch_size, sizes, acts, loss_code, params, w_off, b_off, ws_
         forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf)
         Z = _view(Zbuf, ws_off[last], rows, n_out)
         A = _view(Abuf, ws_off[last], rows, n_out)
-        loss_total += output_loss(loss_code, acts[last], Z, Yb, A)
+        Wb = sample_weight[start : start + rows]
+        loss_total += output_loss(loss_code, acts[last], Z, Yb, Wb, A)
         correct_total += count_correct(loss_code, A, Yb)
     return loss_total, correct_total
 
