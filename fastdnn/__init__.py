@@ -14,6 +14,7 @@ from .callbacks import (
     StepDecay,
 )
 from .errors import TrainingDivergedError
+from .estimators import MLPClassifier, MLPRegressor
 from .io import ModelFileError, load
 from .layers import Dense
 from .network import History, Sequential
@@ -33,6 +34,8 @@ __all__ = [
     "ModelCheckpoint",
     "ModelFileError",
     "StepDecay",
+    "MLPClassifier",
+    "MLPRegressor",
     "load",
     "plot_history",
     "Dense",

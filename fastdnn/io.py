@@ -36,6 +36,35 @@ def register(kind, loader):
     _LOADERS[kind] = loader
 
 
+def encode_value(value):
+    """Make ``value`` JSON-safe while keeping tuples and non-string dict keys (decode with
+    :func:`decode_value`). Raises ``TypeError`` for anything but plain data."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return encode_value(value.item())
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode_value(v) for v in value]}
+    if isinstance(value, list):
+        return [encode_value(v) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": [[encode_value(k), encode_value(v)] for k, v in value.items()]}
+    raise TypeError(f"cannot save a value of type {type(value).__name__}: {value!r}")
+
+
+def decode_value(value):
+    """Inverse of :func:`encode_value`."""
+    if isinstance(value, list):
+        return [decode_value(v) for v in value]
+    if isinstance(value, dict):
+        if "__tuple__" in value:
+            return tuple(decode_value(v) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {decode_value(k): decode_value(v) for k, v in value["__dict__"]}
+        raise ValueError(f"unexpected object in saved parameters: {value!r}")
+    return value
+
+
 def _checksum(array):
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
