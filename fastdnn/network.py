@@ -552,5 +552,11 @@ class Sequential:
         meta, arrays = self._archive()
         _io.save_archive(path, type(self).__name__, meta, arrays)
 
+    def to_onnx(self, path, opset=17):
+        """Write the network as an ONNX graph (see :func:`fastdnn.onnx_export.to_onnx`)."""
+        from .onnx_export import to_onnx
+
+        return to_onnx(self, path, opset)
+
 
 _io.register("Sequential", Sequential._from_archive)
