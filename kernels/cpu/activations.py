@@ -2,13 +2,17 @@
 
 Codes are plain integers so that compiled code can branch on them; ``fastdnn.layers`` maps the
 public names onto them. Every scalar function is generic over float32/float64: constants are
-built with ``z.dtype``-typed casts so that float32 never silently becomes float64.
+built with ``type(z)`` casts so that float32 never silently becomes float64.
+
+Each array kernel dispatches on the code once, outside its loops: the loop bodies are inlined
+with the code as a constant, so LLVM removes the dispatch and vectorises them (a branch on a
+runtime code inside the loop made the ReLU pass 7x slower).
 """
 
-import numpy as np
 from numba import njit
 
 from .._options import INLINE_OPTIONS, JIT_OPTIONS
+from .vecmath import vexp, vexpm1, vlog1p, vtanh
 
 LINEAR = 0
 RELU = 1
@@ -27,19 +31,15 @@ GELU_A = 0.044715
 
 @njit(**INLINE_OPTIONS)
 def sigmoid(z):
-    """Logistic function without overflow for large ``|z|``."""
+    """Logistic function; ``exp(-z)`` overflowing to a huge value still gives 0, not NaN."""
     one = type(z)(1.0)
-    if z >= 0:
-        return one / (one + np.exp(-z))
-    e = np.exp(z)
-    return e / (one + e)
+    return one / (one + vexp(-z))
 
 
 @njit(**INLINE_OPTIONS)
 def softplus(z):
     """``log(1 + exp(z))`` without overflow."""
-    zero = type(z)(0.0)
-    return max(z, zero) + np.log1p(np.exp(-abs(z)))
+    return max(z, type(z)(0.0)) + vlog1p(vexp(-abs(z)))
 
 
 @njit(**INLINE_OPTIONS)
@@ -51,14 +51,14 @@ def activate(code, z):
     if code == SIGMOID:
         return sigmoid(z)
     if code == TANH:
-        return np.tanh(z)
+        return vtanh(z)
     if code == LEAKY_RELU:
         return z if z > 0 else t(LEAKY_SLOPE) * z
     if code == ELU:
-        return z if z > 0 else np.expm1(z)
+        return z if z > 0 else vexpm1(z)
     if code == GELU:
         u = t(GELU_C) * (z + t(GELU_A) * z * z * z)
-        return t(0.5) * z * (t(1.0) + np.tanh(u))
+        return t(0.5) * z * (t(1.0) + vtanh(u))
     if code == SOFTPLUS:
         return softplus(z)
     return z
@@ -81,7 +81,7 @@ def derivative(code, z, a):
         return one if z > 0 else a + one
     if code == GELU:
         z2 = z * z
-        th = np.tanh(t(GELU_C) * (z + t(GELU_A) * z2 * z))
+        th = vtanh(t(GELU_C) * (z + t(GELU_A) * z2 * z))
         du = t(GELU_C) * (one + t(3.0 * GELU_A) * z2)
         return t(0.5) * (one + th) + t(0.5) * z * (one - th * th) * du
     if code == SOFTPLUS:
@@ -99,12 +99,22 @@ def softmax_rows(Z, A):
             shift = max(shift, Z[i, j])
         total = Z.dtype.type(0.0)
         for j in range(m):
-            e = np.exp(Z[i, j] - shift)
+            e = vexp(Z[i, j] - shift)
             A[i, j] = e
             total += e
         inv = Z.dtype.type(1.0) / total
         for j in range(m):
             A[i, j] *= inv
+
+
+@njit(**INLINE_OPTIONS)
+def _bias_activation_loop(code, bias, Z, A):
+    n, m = Z.shape
+    for i in range(n):
+        for j in range(m):
+            z = Z[i, j] + bias[j]
+            Z[i, j] = z
+            A[i, j] = activate(code, z)
 
 
 @njit(**JIT_OPTIONS)
@@ -113,16 +123,25 @@ def bias_activation(code, bias, Z, A):
 
     ``Z`` keeps the pre-activation, which the backward pass needs for some derivatives.
     """
-    if code == SOFTMAX:
+    if code == RELU:
+        _bias_activation_loop(RELU, bias, Z, A)
+    elif code == SIGMOID:
+        _bias_activation_loop(SIGMOID, bias, Z, A)
+    elif code == TANH:
+        _bias_activation_loop(TANH, bias, Z, A)
+    elif code == LEAKY_RELU:
+        _bias_activation_loop(LEAKY_RELU, bias, Z, A)
+    elif code == ELU:
+        _bias_activation_loop(ELU, bias, Z, A)
+    elif code == GELU:
+        _bias_activation_loop(GELU, bias, Z, A)
+    elif code == SOFTPLUS:
+        _bias_activation_loop(SOFTPLUS, bias, Z, A)
+    elif code == SOFTMAX:
         bias_add(bias, Z)
         softmax_rows(Z, A)
-        return
-    n, m = Z.shape
-    for i in range(n):
-        for j in range(m):
-            z = Z[i, j] + bias[j]
-            Z[i, j] = z
-            A[i, j] = activate(code, z)
+    else:
+        _bias_activation_loop(LINEAR, bias, Z, A)
 
 
 @njit(**JIT_OPTIONS)
@@ -135,12 +154,59 @@ def bias_add(bias, Z):
             Z[i, j] += bias[j]
 
 
-@njit(**JIT_OPTIONS)
-def scale_by_derivative(code, Z, A, D):
-    """``D *= f'(Z)`` in place: turns the gradient w.r.t. a layer's output into its delta."""
+@njit(**INLINE_OPTIONS)
+def _activation_loop(code, Z, A):
     n, m = Z.shape
-    if code == LINEAR:
-        return
+    for i in range(n):
+        for j in range(m):
+            A[i, j] = activate(code, Z[i, j])
+
+
+@njit(**JIT_OPTIONS)
+def activation(code, Z, A):
+    """``A = f(Z)``: softmax row-wise, every other code elementwise."""
+    if code == RELU:
+        _activation_loop(RELU, Z, A)
+    elif code == SIGMOID:
+        _activation_loop(SIGMOID, Z, A)
+    elif code == TANH:
+        _activation_loop(TANH, Z, A)
+    elif code == LEAKY_RELU:
+        _activation_loop(LEAKY_RELU, Z, A)
+    elif code == ELU:
+        _activation_loop(ELU, Z, A)
+    elif code == GELU:
+        _activation_loop(GELU, Z, A)
+    elif code == SOFTPLUS:
+        _activation_loop(SOFTPLUS, Z, A)
+    elif code == SOFTMAX:
+        softmax_rows(Z, A)
+    else:
+        _activation_loop(LINEAR, Z, A)
+
+
+@njit(**INLINE_OPTIONS)
+def _derivative_loop(code, Z, A, D):
+    n, m = Z.shape
     for i in range(n):
         for j in range(m):
             D[i, j] *= derivative(code, Z[i, j], A[i, j])
+
+
+@njit(**JIT_OPTIONS)
+def scale_by_derivative(code, Z, A, D):
+    """``D *= f'(Z)`` in place: turns the gradient w.r.t. a layer's output into its delta."""
+    if code == RELU:
+        _derivative_loop(RELU, Z, A, D)
+    elif code == SIGMOID:
+        _derivative_loop(SIGMOID, Z, A, D)
+    elif code == TANH:
+        _derivative_loop(TANH, Z, A, D)
+    elif code == LEAKY_RELU:
+        _derivative_loop(LEAKY_RELU, Z, A, D)
+    elif code == ELU:
+        _derivative_loop(ELU, Z, A, D)
+    elif code == GELU:
+        _derivative_loop(GELU, Z, A, D)
+    elif code == SOFTPLUS:
+        _derivative_loop(SOFTPLUS, Z, A, D)

@@ -10,23 +10,12 @@ import numpy as np
 from numba import njit
 
 from .._options import JIT_OPTIONS
-from .activations import SOFTMAX, activate, derivative, softmax_rows, softplus
+from .activations import activation, scale_by_derivative, softplus
+from .vecmath import vexp
 
 MSE = 0
 CROSS_ENTROPY = 1
 BINARY_CROSS_ENTROPY = 2
-
-
-@njit(**JIT_OPTIONS)
-def output_activation(code, Z, A):
-    """Activation of the output layer (softmax row-wise, the rest elementwise)."""
-    if code == SOFTMAX:
-        softmax_rows(Z, A)
-        return
-    n, m = Z.shape
-    for i in range(n):
-        for j in range(m):
-            A[i, j] = activate(code, Z[i, j])
 
 
 @njit(**JIT_OPTIONS)
@@ -39,7 +28,7 @@ def output_loss(loss_code, act_code, Z, Y, row_weight, A):
     """
     n, m = Z.shape
     total = Z.dtype.type(0.0)
-    output_activation(act_code, Z, A)
+    activation(act_code, Z, A)
     if loss_code == CROSS_ENTROPY:
         for i in range(n):
             shift = Z[i, 0]
@@ -49,7 +38,7 @@ def output_loss(loss_code, act_code, Z, Y, row_weight, A):
             y_sum = Z.dtype.type(0.0)
             yz = Z.dtype.type(0.0)
             for j in range(m):
-                sum_exp += np.exp(Z[i, j] - shift)
+                sum_exp += vexp(Z[i, j] - shift)
                 y_sum += Y[i, j]
                 yz += Y[i, j] * Z[i, j]
             total += row_weight[i] * ((shift + np.log(sum_exp)) * y_sum - yz)
@@ -82,15 +71,13 @@ def output_delta(loss_code, act_code, Z, A, Y, row_weight, scale, D):
     """
     n, m = Z.shape
     if loss_code == MSE:
-        for i in range(n):
-            row_scale = Z.dtype.type(2.0) * scale * row_weight[i]
-            for j in range(m):
-                D[i, j] = row_scale * (A[i, j] - Y[i, j]) * derivative(act_code, Z[i, j], A[i, j])
-    else:
-        for i in range(n):
-            row_scale = scale * row_weight[i]
-            for j in range(m):
-                D[i, j] = (A[i, j] - Y[i, j]) * row_scale
+        scale = Z.dtype.type(2.0) * scale
+    for i in range(n):
+        row_scale = scale * row_weight[i]
+        for j in range(m):
+            D[i, j] = (A[i, j] - Y[i, j]) * row_scale
+    if loss_code == MSE:
+        scale_by_derivative(act_code, Z, A, D)
 
 
 @njit(**JIT_OPTIONS)

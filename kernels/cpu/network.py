@@ -17,8 +17,8 @@ import numpy as np
 from numba import njit
 
 from .._options import INLINE_OPTIONS, JIT_OPTIONS
-from .activations import bias_activation, bias_add, scale_by_derivative
-from .losses import CROSS_ENTROPY, count_correct, output_activation, output_delta, output_loss
+from .activations import activation, bias_activation, bias_add, scale_by_derivative
+from .losses import CROSS_ENTROPY, count_correct, output_delta, output_loss
 from .optimizers import optimizer_step
 
 
@@ -218,7 +218,7 @@ def predict(X, batch_size, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf
         rows = min(batch_size, n_rows - start)
         Xb = _view(X_flat, start * n_in, rows, n_in)
         forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf)
-        output_activation(
+        activation(
             acts[last],
             _view(Zbuf, ws_off[last], rows, n_out),
             _view(out_flat, start * n_out, rows, n_out),
