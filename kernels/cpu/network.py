@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from .._options import INLINE_OPTIONS, JIT_OPTIONS
-from .activations import activation, bias_activation, bias_add, scale_by_derivative
+from .activations import activation, bias_add, scale_by_derivative
 from .losses import CROSS_ENTROPY, count_correct, output_delta, output_loss
 from .optimizers import optimizer_step
 
@@ -41,7 +41,8 @@ def column_sum(D, out):
 def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
     """Run every layer on the batch ``X``; the last layer stops at its pre-activation ``Z``.
 
-    Each layer is one BLAS GEMM ``Z = X @ W.T`` followed by one fused bias + activation pass.
+    Each layer is one BLAS GEMM ``Z = X @ W.T``, a bias pass and an activation pass (the
+    output layer's activation is fused with the loss by the caller).
     """
     rows = X.shape[0]
     n_layers = acts.size
@@ -53,11 +54,10 @@ def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
         b = params[b_off[layer] : b_off[layer] + n_out]
         Z = _view(Zbuf, ws_off[layer], rows, n_out)
         np.dot(layer_input, W.T, Z)
-        if layer == n_layers - 1:
-            bias_add(b, Z)
-        else:
+        bias_add(b, Z)
+        if layer < n_layers - 1:
             A = _view(Abuf, ws_off[layer], rows, n_out)
-            bias_activation(acts[layer], b, Z, A)
+            activation(acts[layer], Z, A)
             layer_input = A
 
 
