@@ -121,7 +121,7 @@ class EarlyStopping(_Monitor):
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model after each epoch with ``model.save``.
+    """Save the model after each epoch with ``model.save`` (on rank 0 only when distributed).
 
     Parameters
     ----------
@@ -144,6 +144,8 @@ class ModelCheckpoint(_Monitor):
         self.best = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.model._rank != 0:
+            return
         if self.save_best_only:
             value = self._value(logs)
             if not self._improved(value):

@@ -136,6 +136,7 @@ class Sequential:
         self.l2 = 0.0
         self._state = None
         self._step = np.zeros(1, dtype=np.int64)
+        self._rank = 0  # MPI rank during a distributed fit; checkpoints come from rank 0 only
 
     # ----------------------------------------------------------------------------- structure
     @property
@@ -267,17 +268,40 @@ class Sequential:
         weight_name = "sample_weight" if x_name == "X" else "sample_weight_val"
         return X, Y, self._sample_weight(sample_weight, weight_name, X.shape[0])
 
-    def _metrics(self, loss_sum, correct, weight, prefix=""):
+    def _metrics(self, loss_sum, correct, weight_sum, n_rows, prefix=""):
         # Cross-entropy averages over samples; MSE and binary cross-entropy (and the binary
         # accuracy) over all output elements. The loss is weighted by the sample weights.
         width = 1 if self.loss == "cross_entropy" else self.n_outputs
         penalty = _opt_kernels.penalty(
             self._params, self._n_weights, self.dtype.type(self.l1), self.dtype.type(self.l2)
         )
-        logs = {prefix + "loss": float(loss_sum) / (float(weight.sum()) * width) + penalty}
+        logs = {prefix + "loss": float(loss_sum) / (float(weight_sum) * width) + penalty}
         if self.loss != "mse":
-            logs[prefix + "accuracy"] = correct / (weight.size * width)
+            logs[prefix + "accuracy"] = float(correct) / (n_rows * width)
         return logs
+
+    def _fit_arguments(
+        self, X, y, sample_weight, epochs, batch_size, validation_data, verbose, callbacks
+    ):
+        """Validate every argument of :meth:`fit` before anything changes."""
+        self._require_compiled("fit")
+        X, Y, weight = self._data(X, y, sample_weight)
+        positive_int(epochs, "epochs")
+        positive_int(batch_size, "batch_size")
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, weights)"
+                )
+            validation = self._data(*validation_data, x_name="X_val", y_name="y_val")
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        callbacks = list(callbacks or [])
+        for callback in callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"callbacks must be fastdnn.Callback instances, got {callback!r}")
+        return X, Y, weight, validation, callbacks
 
     # ----------------------------------------------------------------------------- training
     def fit(
@@ -291,6 +315,7 @@ class Sequential:
         verbose=1,
         callbacks=None,
         sample_weight=None,
+        distributed=False,
     ):
         """Train for ``epochs`` passes over ``(X, y)`` in mini-batches.
 
@@ -313,6 +338,11 @@ class Sequential:
             schedules); one may stop the fit by setting ``model.stop_training = True``.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights: each batch minimises ``sum_i w_i loss_i / sum_i w_i``.
+        distributed : bool, default False
+            Synchronous data-parallel training over MPI (see :mod:`fastdnn.distributed`): every
+            rank passes its own shard and ``batch_size`` rows per rank; global batch k is the
+            concatenation of every rank's batch k. Without MPI, or with one rank, it is
+            ordinary training.
 
         Returns
         -------
@@ -325,33 +355,27 @@ class Sequential:
             If the loss or a parameter becomes non-finite; the model is restored to the end of
             the last good epoch first.
         """
-        self._require_compiled("fit")
-        X, Y, weight = self._data(X, y, sample_weight)
-        epochs = positive_int(epochs, "epochs")
-        batch_size = positive_int(batch_size, "batch_size")
-        validation = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(
-                    "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, weights)"
-                )
-            validation = self._data(*validation_data, x_name="X_val", y_name="y_val")
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        callbacks = list(callbacks or [])
-        for callback in callbacks:
-            if not isinstance(callback, Callback):
-                raise TypeError(f"callbacks must be fastdnn.Callback instances, got {callback!r}")
+        comm = None
+        if distributed:
+            from .distributed import DistributedEpochRunner, agree, communicator
 
-        n_rows = X.shape[0]
-        rows = min(batch_size, n_rows)
-        ws_off, Zbuf, Abuf, Dbuf = self._workspace(rows, 3)
-        Xbuf = np.empty(rows * X.shape[1], dtype=self.dtype)
-        Ybuf = np.empty(rows * Y.shape[1], dtype=self.dtype)
-        Wbuf = np.empty(rows, dtype=self.dtype)
-        grads = np.zeros_like(self._params)
-        l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
-        n_batches = -(-n_rows // batch_size)
+            comm = communicator()
+        try:
+            X, Y, weight, validation, callbacks = self._fit_arguments(
+                X, y, sample_weight, epochs, batch_size, validation_data, verbose, callbacks
+            )
+        except (TypeError, ValueError, RuntimeError) as error:
+            if comm is not None:
+                agree(comm, error)  # every rank raises, none waits in a collective
+            raise
+        if comm is None:
+            runner = _EpochRunner(self, X, Y, weight, batch_size)
+        else:
+            agree(comm, None)
+            runner = DistributedEpochRunner(self, X, Y, weight, batch_size, comm)
+            verbose = verbose if runner.rank == 0 else 0
+        self._rank = getattr(runner, "rank", 0)
+        weight_sum, n_rows = runner.reduce([float(weight.sum()), X.shape[0]])
 
         history = History()
         self.stop_training = False
@@ -365,23 +389,22 @@ class Sequential:
                     callback.on_epoch_begin(epoch - 1)
                 # Read every epoch: a schedule may have changed the learning rate.
                 hyper = self.optimizer.hyperparameters(self.dtype)
-                order = self._rng.permutation(n_rows) if shuffle else np.arange(n_rows)
+                n_local = X.shape[0]
+                order = self._rng.permutation(n_local) if shuffle else np.arange(n_local)
                 saved = (self._params.copy(), self._state.copy(), self._step.copy())
                 start = time.perf_counter()
-                loss_sum, correct, bad_batch = _net.train_epoch(
-                    X, Y, weight, order, batch_size, self._sizes, self._acts, LOSSES[self.loss],
-                    self._params, grads, self._w_off, self._b_off, ws_off, self._n_weights,
-                    self.optimizer.code, hyper, self._state, self._step, l1, l2,
-                    Xbuf, Ybuf, Wbuf, Zbuf, Abuf, Dbuf,
-                )  # fmt: skip
+                loss_sum, correct, bad_batch = runner.train(order, hyper)
                 seconds = time.perf_counter() - start
                 if bad_batch >= 0 or not np.isfinite(self._params).all():
                     self._params[:], self._state[...], self._step[:] = saved
-                    last_batch = bad_batch if bad_batch >= 0 else n_batches - 1
+                    last_batch = bad_batch if bad_batch >= 0 else runner.n_batches - 1
                     raise TrainingDivergedError(epoch, last_batch)
-                logs = self._metrics(loss_sum, correct, weight)
+                logs = self._metrics(loss_sum, correct, weight_sum, n_rows)
                 if validation is not None:
-                    logs.update(self._evaluate_arrays(*validation, 4096, prefix="val_"))
+                    X_val, Y_val, w_val = validation
+                    sums = self._evaluate_sums(X_val, Y_val, w_val, 4096)
+                    totals = runner.reduce([*sums, float(w_val.sum()), X_val.shape[0]])
+                    logs.update(self._metrics(*totals, prefix="val_"))
                 history._append(logs, seconds)
                 if verbose:
                     text = "  ".join(f"{k}={v:.4f}" for k, v in logs.items())
@@ -394,6 +417,11 @@ class Sequential:
                     callback.on_epoch_end(epoch - 1, logs)
                 if self.stop_training:
                     break
+        except TrainingDivergedError:
+            raise  # every rank sees the same reduced loss, so every rank raises it
+        except BaseException as exc:
+            runner.abort(exc)
+            raise
         finally:
             bar.close()
         for callback in callbacks:
@@ -424,13 +452,13 @@ class Sequential:
         )  # fmt: skip
         return out
 
-    def _evaluate_arrays(self, X, Y, weight, batch_size, prefix=""):
+    def _evaluate_sums(self, X, Y, weight, batch_size):
+        """Summed (weighted) loss and correct predictions over validated arrays."""
         ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), 2)
-        loss_sum, correct = _net.evaluate(
+        return _net.evaluate(
             X, Y, weight, batch_size, self._sizes, self._acts, LOSSES[self.loss], self._params,
             self._w_off, self._b_off, ws_off, Zbuf, Abuf,
         )  # fmt: skip
-        return self._metrics(loss_sum, correct, weight, prefix)
 
     def evaluate(self, X, y, batch_size=4096, sample_weight=None):
         """Mean loss (penalty included) and, for classification, accuracy on ``(X, y)``.
@@ -444,7 +472,8 @@ class Sequential:
         """
         self._require_compiled("evaluate")
         X, Y, weight = self._data(X, y, sample_weight)
-        return self._evaluate_arrays(X, Y, weight, positive_int(batch_size, "batch_size"))
+        sums = self._evaluate_sums(X, Y, weight, positive_int(batch_size, "batch_size"))
+        return self._metrics(*sums, weight.sum(), X.shape[0])
 
     def loss_and_gradients(self, X, y):
         """Loss and its gradients on ``(X, y)`` as one batch, without updating anything.
@@ -466,7 +495,7 @@ class Sequential:
         )  # fmt: skip
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         _opt_kernels.add_penalty_gradient(self._params, grads, self._n_weights, l1, l2)
-        loss = self._metrics(loss_sum, 0, weight)["loss"]
+        loss = self._metrics(loss_sum, 0, weight.sum(), X.shape[0])["loss"]
         return loss, self._layer_views(grads)
 
     # ----------------------------------------------------------------------------- weights
@@ -557,6 +586,44 @@ class Sequential:
         from .onnx_export import to_onnx
 
         return to_onnx(self, path, opset)
+
+
+class _EpochRunner:
+    """Runs the training epochs of one fit on this process's data.
+
+    Owns the batch buffers and workspace, allocated once per fit. ``train`` runs one epoch as
+    a single compiled call; ``reduce`` sums per-process totals (the identity here; across ranks
+    in :class:`fastdnn.distributed.DistributedEpochRunner`).
+    """
+
+    def __init__(self, model, X, Y, weight, batch_size):
+        self.model, self.X, self.Y, self.weight = model, X, Y, weight
+        self.batch_size = batch_size
+        rows = min(batch_size, X.shape[0])
+        self.n_batches = -(-X.shape[0] // batch_size)
+        self.ws_off, self.Zbuf, self.Abuf, self.Dbuf = model._workspace(rows, 3)
+        self.Xbuf = np.empty(rows * X.shape[1], dtype=model.dtype)
+        self.Ybuf = np.empty(rows * Y.shape[1], dtype=model.dtype)
+        self.Wbuf = np.empty(rows, dtype=model.dtype)
+        self.grads = np.zeros_like(model._params)
+        self.l1, self.l2 = model.dtype.type(model.l1), model.dtype.type(model.l2)
+
+    def reduce(self, values):
+        """Totals over every process of ``values`` (a list of numbers)."""
+        return values
+
+    def abort(self, error):
+        """Called when the fit fails with ``error`` (a no-op for a single process)."""
+
+    def train(self, order, hyper):
+        """One epoch over the rows in ``order``; returns ``(loss sum, correct, bad batch)``."""
+        m = self.model
+        return _net.train_epoch(
+            self.X, self.Y, self.weight, order, self.batch_size, m._sizes, m._acts,
+            LOSSES[m.loss], m._params, self.grads, m._w_off, m._b_off, self.ws_off,
+            m._n_weights, m.optimizer.code, hyper, m._state, m._step, self.l1, self.l2,
+            self.Xbuf, self.Ybuf, self.Wbuf, self.Zbuf, self.Abuf, self.Dbuf,
+        )  # fmt: skip
 
 
 _io.register("Sequential", Sequential._from_archive)

@@ -121,6 +121,25 @@ def forward_backward(
 
 
 @njit(**JIT_OPTIONS)
+def gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf):
+    """Copy rows ``order[start:start + rows]`` of ``X``, ``Y`` and ``sample_weight`` into the
+    batch buffers; returns the (rows, ...) views ``(Xb, Yb, Wb)`` of those buffers."""
+    n_in = X.shape[1]
+    n_out = Y.shape[1]
+    Xb = _view(Xbuf, 0, rows, n_in)
+    Yb = _view(Ybuf, 0, rows, n_out)
+    Wb = Wbuf[:rows]
+    for i in range(rows):
+        src = order[start + i]
+        Wb[i] = sample_weight[src]
+        for j in range(n_in):
+            Xb[i, j] = X[src, j]
+        for j in range(n_out):
+            Yb[i, j] = Y[src, j]
+    return Xb, Yb, Wb
+
+
+@njit(**JIT_OPTIONS)
 def train_epoch(
     X, Y, sample_weight, order, batch_size, sizes, acts, loss_code, params, grads, w_off, b_off,
     ws_off, n_weights, opt_code, hyper, state, step, l1, l2, Xbuf, Ybuf, Wbuf, Zbuf, Abuf, Dbuf,
@@ -129,46 +148,23 @@ def train_epoch(
 
     Rows are visited in ``order`` (a permutation when shuffling), ``batch_size`` at a time; the
     last batch may be smaller. Each batch is gathered into ``Xbuf``/``Ybuf``/``Wbuf`` (sample
-    weights), forwarded,
-    back-propagated and applied by one fused optimizer pass. ``step[0]`` counts updates.
+    weights), forwarded, back-propagated and applied by one fused optimizer pass. ``step[0]``
+    counts updates.
 
     Returns ``(summed loss, correct predictions, index of the first batch whose loss was not
     finite or -1)``. Training stops at a non-finite loss, before applying that batch's update.
     """
     n_rows = order.size
-    n_in = X.shape[1]
-    n_out = Y.shape[1]
     loss_total = 0.0
     correct_total = 0
     batch_index = 0
     for start in range(0, n_rows, batch_size):
         rows = min(batch_size, n_rows - start)
-        Xb = _view(Xbuf, 0, rows, n_in)
-        Yb = _view(Ybuf, 0, rows, n_out)
-        Wb = Wbuf[:rows]
-        for i in range(rows):
-            src = order[start + i]
-            Wb[i] = sample_weight[src]
-            for j in range(n_in):
-                Xb[i, j] = X[src, j]
-            for j in range(n_out):
-                Yb[i, j] = Y[src, j]
+        Xb, Yb, Wb = gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf)
         loss, correct = forward_backward(
-            Xb,
-            Yb,
-            Wb,
-            sizes,
-            acts,
-            loss_code,
-            params,
-            grads,
-            w_off,
-            b_off,
-            ws_off,
-            Zbuf,
-            Abuf,
+            Xb, Yb, Wb, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off, Zbuf, Abuf,
             Dbuf,
-        )
+        )  # fmt: skip
         if not np.isfinite(loss):
             return loss_total, correct_total, batch_index
         step[0] += 1
