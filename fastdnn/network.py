@@ -51,16 +51,20 @@ class History:
         0-based epoch indices.
     epoch_seconds : list of float
         Wall time of each epoch's training pass (validation excluded).
+    comm_seconds : list of float
+        Of that, time spent communicating between MPI ranks (0 without ``distributed``).
     """
 
     def __init__(self):
         self.history = {}
         self.epoch = []
         self.epoch_seconds = []
+        self.comm_seconds = []
 
-    def _append(self, logs, seconds):
+    def _append(self, logs, seconds, comm_seconds):
         self.epoch.append(len(self.epoch))
         self.epoch_seconds.append(seconds)
+        self.comm_seconds.append(comm_seconds)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
 
@@ -405,7 +409,7 @@ class Sequential:
                     sums = self._evaluate_sums(X_val, Y_val, w_val, 4096)
                     totals = runner.reduce([*sums, float(w_val.sum()), X_val.shape[0]])
                     logs.update(self._metrics(*totals, prefix="val_"))
-                history._append(logs, seconds)
+                history._append(logs, seconds, runner.comm_seconds)
                 if verbose:
                     text = "  ".join(f"{k}={v:.4f}" for k, v in logs.items())
                     rate = n_rows / seconds if seconds > 0 else float("inf")
@@ -607,6 +611,7 @@ class _EpochRunner:
         self.Wbuf = np.empty(rows, dtype=model.dtype)
         self.grads = np.zeros_like(model._params)
         self.l1, self.l2 = model.dtype.type(model.l1), model.dtype.type(model.l2)
+        self.comm_seconds = 0.0
 
     def reduce(self, values):
         """Totals over every process of ``values`` (a list of numbers)."""
