@@ -51,16 +51,22 @@ def _rmsprop(p, g, state, hyper, lo, hi, l1, l2):
     lr, rho, eps, momentum = hyper[0], hyper[1], hyper[2], hyper[3]
     one = p.dtype.type(1.0)
     sq = state[0]
+    # Two loops rather than a branch on momentum inside one: the branch blocked vectorisation.
+    if momentum == 0:
+        for i in range(lo, hi):
+            gi = g[i] + l1 * np.sign(p[i]) + l2 * p[i]
+            s = rho * sq[i] + (one - rho) * gi * gi
+            sq[i] = s
+            p[i] -= lr * gi / (np.sqrt(s) + eps)
+        return
+    buf = state[1]
     for i in range(lo, hi):
         gi = g[i] + l1 * np.sign(p[i]) + l2 * p[i]
         s = rho * sq[i] + (one - rho) * gi * gi
         sq[i] = s
-        update = gi / (np.sqrt(s) + eps)
-        if momentum != 0:
-            b = momentum * state[1][i] + update
-            state[1][i] = b
-            update = b
-        p[i] -= lr * update
+        b = momentum * buf[i] + gi / (np.sqrt(s) + eps)
+        buf[i] = b
+        p[i] -= lr * b
 
 
 @njit(**JIT_OPTIONS)

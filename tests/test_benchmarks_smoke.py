@@ -1,0 +1,79 @@
+"""Smoke test of the asv suite: it is well formed, asv can run it, and every benchmark runs.
+
+No timing is asserted: speed is measured by the benchmarks themselves, never by a test.
+"""
+
+import importlib
+import inspect
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ["bench_kernels", "bench_training", "bench_inference", "bench_memory"]
+
+
+@pytest.fixture(scope="module")
+def asv_env(tmp_path_factory):
+    if shutil.which("asv") is None:
+        pytest.skip("asv is not installed")
+    home = tmp_path_factory.mktemp("home")  # asv's machine file goes to $HOME
+    env = dict(os.environ, HOME=str(home), FASTDNN_BENCH_SCALE="0.02")
+    subprocess.run(["asv", "machine", "--yes"], cwd=ROOT, env=env, check=True, capture_output=True)
+    return env
+
+
+def test_asv_check(asv_env):
+    result = subprocess.run(
+        ["asv", "check", "--python=same"], cwd=ROOT, env=asv_env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No problems found" in result.stdout
+
+
+def test_asv_quick_run_of_one_suite(asv_env):
+    result = subprocess.run(
+        ["asv", "run", "--python=same", "--quick", "--dry-run", "--show-stderr",
+         "--bench", "OptimizerStep"],
+        cwd=ROOT, env=asv_env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "failed" not in result.stdout.lower()
+    assert "adamw" in result.stdout
+
+
+def _cases():
+    for module_name in MODULES:
+        module = importlib.import_module(f"asv_benchmarks.{module_name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            params = getattr(cls, "params", [])
+            if params and not isinstance(params[0], (list, tuple)):
+                params = [params]
+            for combo in itertools.product(*params) if params else [()]:
+                yield pytest.param(cls, combo, id=f"{cls.__name__}{list(combo)}")
+
+
+@pytest.mark.parametrize("cls, combo", list(_cases()))
+def test_every_benchmark_runs_on_tiny_data(monkeypatch, cls, combo):
+    monkeypatch.setenv("FASTDNN_BENCH_SCALE", "0.01")
+    bench = cls()
+    bench.setup(*combo)
+    names = [n for n in dir(bench) if n.split("_")[0] in ("time", "track", "peakmem")]
+    assert names
+    for name in names:
+        value = getattr(bench, name)(*combo)
+        if name.startswith("track"):
+            assert value > 0
+
+
+def test_mpi_scaling_script_is_importable():
+    sys.path.insert(0, str(ROOT))
+    module = importlib.import_module("asv_benchmarks.mpi_scaling")
+    assert callable(module.main) and callable(module.worker)
