@@ -1,0 +1,389 @@
+"""fastdnn against PyTorch, JAX and plain NumPy on the performance issue's workloads.
+
+Run ``python -m asv_benchmarks.peers [--workloads S,M,L,AE,INF] [--repeats 4] [--threads 2]``.
+
+Every library trains the same network on the same synthetic data, in this one process, with the
+same thread count (``torch.set_num_threads``, threadpoolctl for NumPy/SciPy BLAS, XLA flags for
+JAX) and a fresh shuffle every epoch. Epochs are interleaved across libraries (A B C A B C ...)
+so that host noise hits all alike; the first epoch of each library (compilation, warm-up) is
+not counted. Prints a Markdown table per workload: median samples/s (and the range), GFLOP/s,
+the fraction of the sgemm ceiling (NumPy's sgemm rate measured in the same run, divided by the
+FLOPs per sample) and fastdnn's ratio to each library. Missing libraries are reported as such.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+
+PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+PARSER.add_argument("--workloads", default="S,M,L,AE,INF")
+PARSER.add_argument("--repeats", type=int, default=4, help="timed epochs per library")
+PARSER.add_argument("--threads", type=int, default=2)
+PARSER.add_argument("--quick", action="store_true", help="1/8 of the data, 2 repeats")
+
+
+def _configure_threads(threads):
+    # Must happen before NumPy, JAX and PyTorch start their thread pools.
+    os.environ.setdefault(
+        "XLA_FLAGS",
+        f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}",
+    )
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, str(threads))
+    # Idle OpenMP threads must sleep, not spin: with libraries interleaved in one process, a
+    # spinning pool (PyTorch's) starved the next library (PyTorch S fell from ~60k to ~1k/s).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+# ----------------------------------------------------------------------------- libraries
+class FastDNN:
+    """fastdnn's own ``fit``, one epoch per call (Python overhead included)."""
+
+    name = "fastdnn"
+
+    def __init__(self, workload, X, y):
+        self.w, self.X, self.y = workload, X, y
+        self.model = workload.fastdnn_model()
+
+    def epoch(self):
+        self.model.fit(self.X, self.y, epochs=1, batch_size=self.w.batch_size, verbose=0)
+
+    def infer(self, batch):
+        import numpy as np
+
+        return np.argmax(self.model.predict(self.X, batch_size=batch), axis=1)
+
+
+class TorchEager:
+    """PyTorch eager mode: ``nn.Sequential``, ``torch.optim``, a ``randperm`` every epoch."""
+
+    name = "PyTorch eager"
+
+    def __init__(self, workload, X, y):
+        import torch
+
+        self.torch, self.w = torch, workload
+        layers = []
+        n = len(workload.sizes) - 1
+        for i in range(n):
+            layers.append(torch.nn.Linear(workload.sizes[i], workload.sizes[i + 1]))
+            if i < n - 1:
+                layers.append(torch.nn.ReLU())
+        if workload.output == "sigmoid":
+            layers.append(torch.nn.Sigmoid())
+        self.net = torch.nn.Sequential(*layers)
+        opt, kwargs = workload.optimizer_hyper()
+        params = self.net.parameters()
+        self.opt = (
+            torch.optim.SGD(params, **kwargs)
+            if opt == "sgd"
+            else torch.optim.Adam(params, **kwargs)
+        )
+        self.loss = torch.nn.MSELoss() if workload.loss == "mse" else torch.nn.CrossEntropyLoss()
+        self.X = torch.from_numpy(X)
+        self.y = torch.from_numpy(y if workload.loss == "mse" else y.astype("int64"))
+
+    def epoch(self):
+        torch, b = self.torch, self.w.batch_size
+        perm = torch.randperm(self.X.shape[0])
+        for start in range(0, self.X.shape[0], b):
+            idx = perm[start : start + b]
+            self.opt.zero_grad(set_to_none=True)
+            self.loss(self.net(self.X[idx]), self.y[idx]).backward()
+            self.opt.step()
+
+    def infer(self, batch):
+        with self.torch.no_grad():
+            return [self.net(self.X[s : s + batch]).argmax(1) for s in range(0, len(self.X), batch)]
+
+
+class _Jax:
+    """Shared JAX model: parameters, loss and an optax optimizer."""
+
+    def __init__(self, workload, X, y):
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+        import optax
+
+        self.jax, self.jnp, self.w = jax, jnp, workload
+        rng = np.random.default_rng(0)
+        self.params = [
+            (jnp.asarray(rng.uniform(-0.05, 0.05, (o, i)).astype("float32")), jnp.zeros(o))
+            for i, o in zip(workload.sizes[:-1], workload.sizes[1:])
+        ]
+        opt, kwargs = workload.optimizer_hyper()
+        self.tx = (
+            optax.sgd(kwargs["lr"], momentum=kwargs["momentum"])
+            if opt == "sgd"
+            else optax.adam(kwargs["lr"])
+        )
+        self.state = self.tx.init(self.params)
+        self.X = jnp.asarray(X)
+        self.y = jnp.asarray(y if workload.loss == "mse" else y.astype("int32"))
+        self.key = jax.random.PRNGKey(0)
+
+        def forward(params, x):
+            for k, (W, b) in enumerate(params):
+                x = x @ W.T + b
+                if k < len(params) - 1:
+                    x = jax.nn.relu(x)
+            return x
+
+        def loss(params, x, t):
+            z = forward(params, x)
+            if workload.loss == "mse":
+                return jnp.mean((jax.nn.sigmoid(z) - t) ** 2)
+            return optax.softmax_cross_entropy_with_integer_labels(z, t).mean()
+
+        def step(params, state, x, t):
+            grads = jax.grad(loss)(params, x, t)
+            updates, state = self.tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        self.forward, self.step = forward, step
+
+    def _perm(self):
+        self.key, sub = self.jax.random.split(self.key)
+        return self.jax.random.permutation(sub, self.X.shape[0])
+
+    def infer(self, batch):
+        if not hasattr(self, "_predict"):
+            self._predict = self.jax.jit(lambda p, x: self.jnp.argmax(self.forward(p, x), 1))
+        out = [
+            self._predict(self.params, self.X[s : s + batch]) for s in range(0, len(self.X), batch)
+        ]
+        return [o.block_until_ready() for o in out]
+
+
+class JaxJitStep(_Jax):
+    """JAX with a jitted training step, called from a Python loop over batches."""
+
+    name = "JAX jit step"
+
+    def __init__(self, workload, X, y):
+        super().__init__(workload, X, y)
+        X_all, y_all = self.X, self.y
+
+        def batch_step(params, state, idx):
+            return self.step(params, state, X_all[idx], y_all[idx])
+
+        self.jit_step = self.jax.jit(batch_step)
+
+    def epoch(self):
+        perm, b = self._perm(), self.w.batch_size
+        params, state = self.params, self.state
+        for start in range(0, self.X.shape[0], b):
+            params, state = self.jit_step(params, state, perm[start : start + b])
+        self.params, self.state = self.jax.block_until_ready((params, state))
+
+
+class JaxScanEpoch(_Jax):
+    """JAX with the whole epoch compiled (``lax.scan`` over the batches)."""
+
+    name = "JAX scan epoch"
+
+    def __init__(self, workload, X, y):
+        super().__init__(workload, X, y)
+        jax, b = self.jax, workload.batch_size
+        X_all, y_all = self.X, self.y
+
+        def epoch(params, state, perm):
+            batches = perm[: (perm.shape[0] // b) * b].reshape(-1, b)
+
+            def body(carry, idx):
+                return self.step(*carry, X_all[idx], y_all[idx]), None
+
+            return jax.lax.scan(body, (params, state), batches)[0]
+
+        self.jit_epoch = jax.jit(epoch)
+
+    def epoch(self):
+        out = self.jit_epoch(self.params, self.state, self._perm())
+        self.params, self.state = self.jax.block_until_ready(out)
+
+
+class NumpyByHand:
+    """A plain NumPy MLP: matmuls, the same fused formulas, Adam/SGD over arrays."""
+
+    name = "NumPy by hand"
+
+    def __init__(self, workload, X, y):
+        import numpy as np
+
+        self.np, self.w, self.X, self.y = np, workload, X, y
+        rng = np.random.default_rng(0)
+        self.params = [
+            [rng.uniform(-0.05, 0.05, (o, i)).astype(np.float32), np.zeros(o, np.float32)]
+            for i, o in zip(workload.sizes[:-1], workload.sizes[1:])
+        ]
+        self.m = [[np.zeros_like(a) for a in p] for p in self.params]
+        self.v = [[np.zeros_like(a) for a in p] for p in self.params]
+        self.t = 0
+        self.opt, self.kwargs = workload.optimizer_hyper()
+        self.rng = rng
+
+    def _forward(self, x):
+        np, acts = self.np, [x]
+        for k, (W, b) in enumerate(self.params):
+            z = acts[-1] @ W.T + b
+            if k < len(self.params) - 1:
+                z = np.maximum(z, 0, out=z)
+            acts.append(z)
+        return acts
+
+    def epoch(self):
+        np, b = self.np, self.w.batch_size
+        perm = self.rng.permutation(self.X.shape[0])
+        for start in range(0, self.X.shape[0], b):
+            idx = perm[start : start + b]
+            x, t = self.X[idx], self.y[idx]
+            acts = self._forward(x)
+            z = acts[-1]
+            if self.w.loss == "mse":
+                a = 1 / (1 + np.exp(-z))
+                delta = 2 * (a - t) * a * (1 - a) / a.size
+            else:
+                e = np.exp(z - z.max(1, keepdims=True))
+                delta = e / e.sum(1, keepdims=True)
+                delta[np.arange(len(t)), t] -= 1
+                delta /= len(t)
+            self.t += 1
+            for k in range(len(self.params) - 1, -1, -1):
+                W = self.params[k][0]
+                grads = (delta.T @ acts[k], delta.sum(0))
+                if k > 0:
+                    delta = (delta @ W) * (acts[k] > 0)
+                self._update(k, grads)
+
+    def _update(self, k, grads):
+        np, kw = self.np, self.kwargs
+        for j, g in enumerate(grads):
+            p = self.params[k][j]
+            if self.opt == "sgd":
+                m = self.m[k][j]
+                m *= kw["momentum"]
+                m += g
+                p -= kw["lr"] * m
+            else:
+                m, v = self.m[k][j], self.v[k][j]
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                step = kw["lr"] / (1 - 0.9**self.t)
+                p -= step * m / (np.sqrt(v / (1 - 0.999**self.t)) + 1e-8)
+
+    def infer(self, batch):
+        return [
+            self._forward(self.X[s : s + batch])[-1].argmax(1) for s in range(0, len(self.X), batch)
+        ]
+
+
+LIBRARIES = [FastDNN, TorchEager, JaxJitStep, JaxScanEpoch, NumpyByHand]
+REQUIRES = {TorchEager: "torch", JaxJitStep: "jax", JaxScanEpoch: "jax"}
+
+
+# ----------------------------------------------------------------------------- measurement
+def sgemm_gflops(threads):
+    """NumPy's float32 GEMM rate at 1024^3 (the 'ceiling')."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    a @ a
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ a
+        best = min(best, (time.perf_counter() - start) / 5)
+    return 2 * 1024**3 / best / 1e9
+
+
+def measure(workload_name, repeats, scale, threads):
+    """Samples/s per library for one workload, epochs interleaved; returns a dict of lists."""
+    import importlib.util
+
+    from .workloads import INFERENCE, INFERENCE_BATCH, WORKLOADS
+
+    inference = workload_name == "INF"
+    workload = INFERENCE if inference else WORKLOADS[workload_name]
+    n = max(workload.batch_size, int(workload.n_samples * scale))
+    n -= n % workload.batch_size
+    if inference:
+        n = 4 * INFERENCE_BATCH
+    X, y = workload.data(n=n)
+    runners, rates = [], {}
+    for cls in LIBRARIES:
+        if inference and cls is JaxScanEpoch:
+            continue
+        module = REQUIRES.get(cls)
+        if module and importlib.util.find_spec(module) is None:
+            rates[cls.name] = None
+            continue
+        runners.append(cls(workload, X, y))
+        rates[cls.name] = []
+    if "PyTorch eager" in rates and rates["PyTorch eager"] is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    for repeat in range(repeats + 1):  # the first round warms up (compiles)
+        for runner in runners:
+            start = time.perf_counter()
+            runner.infer(INFERENCE_BATCH) if inference else runner.epoch()
+            seconds = time.perf_counter() - start
+            if repeat:
+                rates[runner.name].append(n / seconds)
+    return workload, rates
+
+
+def table(workload_name, workload, rates, ceiling):
+    """A Markdown table of one workload's results."""
+    flops = (2 if workload_name == "INF" else 6) * workload.weights
+    lines = [
+        f"\n### {workload_name}: {'-'.join(map(str, workload.sizes))}, "
+        + ("forward + argmax, batches of 4096" if workload_name == "INF" else
+           f"{workload.optimizer}, batch {workload.batch_size}"),
+        "",
+        "| library | samples/s (median) | range | GFLOP/s | of ceiling | fastdnn / library |",
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    ours = statistics.median(rates["fastdnn"])
+    for name, values in rates.items():
+        if values is None:
+            lines.append(f"| {name} | not installed | | | | |")
+            continue
+        median = statistics.median(values)
+        lines.append(
+            f"| {name} | {median:,.0f} | {min(values):,.0f}-{max(values):,.0f} | "
+            f"{median * flops / 1e9:.1f} | {median * flops / 1e9 / ceiling:.0%} | "
+            f"{ours / median:.2f}x |"
+        )
+    lines.append(f"\nceiling: {ceiling / flops * 1e9:,.0f} samples/s")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Run the comparison and print the tables."""
+    args = PARSER.parse_args(argv)
+    _configure_threads(args.threads)
+    from threadpoolctl import threadpool_limits
+
+    repeats = 2 if args.quick else args.repeats
+    scale = 0.125 if args.quick else 1.0
+    with threadpool_limits(limits=args.threads):
+        ceiling = sgemm_gflops(args.threads)
+        print(f"## Peer comparison, {date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
+              f"{args.threads} threads per library, Python {sys.version.split()[0]}")  # fmt: skip
+        print(f"\nNumPy sgemm (1024^3, float32): {ceiling:.1f} GFLOP/s")
+        for name in args.workloads.split(","):
+            workload, rates = measure(name, repeats, scale, args.threads)
+            print(table(name, workload, rates, ceiling), flush=True)
+
+
+if __name__ == "__main__":
+    main()
