@@ -130,7 +130,9 @@ class Sequential:
         self._rng = np.random.default_rng(seed)
         for (W, _), layer in zip(self._layer_views(self._params), layers):
             fan_in, fan_out = layer.in_features, layer.out_features
-            denominator = fan_in if layer.activation in RELU_FAMILY else (fan_in + fan_out) / 2
+            # Uniform(-limit, limit) has variance limit**2 / 3: He gives 2 / fan_in, Glorot
+            # 2 / (fan_in + fan_out).
+            denominator = fan_in / 2 if layer.activation in RELU_FAMILY else (fan_in + fan_out) / 2
             limit = np.sqrt(3.0 / denominator)
             W[...] = self._rng.uniform(-limit, limit, size=W.shape)
 
