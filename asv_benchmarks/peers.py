@@ -23,6 +23,9 @@ PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 PARSER.add_argument("--workloads", default="S,M,L,AE,INF")
 PARSER.add_argument("--repeats", type=int, default=4, help="timed epochs per library")
 PARSER.add_argument("--threads", type=int, default=2)
+PARSER.add_argument(
+    "--libraries", default="all", help="comma-separated subset of: fastdnn,torch,jit,scan,numpy"
+)
 PARSER.add_argument("--quick", action="store_true", help="1/8 of the data, 2 repeats")
 
 
@@ -285,6 +288,7 @@ class NumpyByHand:
 
 
 LIBRARIES = [FastDNN, TorchEager, JaxJitStep, JaxScanEpoch, NumpyByHand]
+SHORT_NAMES = dict(zip(["fastdnn", "torch", "jit", "scan", "numpy"], LIBRARIES))
 REQUIRES = {TorchEager: "torch", JaxJitStep: "jax", JaxScanEpoch: "jax"}
 
 
@@ -304,7 +308,7 @@ def sgemm_gflops(threads):
     return 2 * 1024**3 / best / 1e9
 
 
-def measure(workload_name, repeats, scale, threads):
+def measure(workload_name, repeats, scale, threads, libraries=LIBRARIES):
     """Samples/s per library for one workload, epochs interleaved; returns a dict of lists."""
     import importlib.util
 
@@ -318,7 +322,7 @@ def measure(workload_name, repeats, scale, threads):
         n = 4 * INFERENCE_BATCH
     X, y = workload.data(n=n)
     runners, rates = [], {}
-    for cls in LIBRARIES:
+    for cls in libraries:
         if inference and cls is JaxScanEpoch:
             continue
         module = REQUIRES.get(cls)
@@ -380,8 +384,13 @@ def main(argv=None):
         print(f"## Peer comparison, {date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
               f"{args.threads} threads per library, Python {sys.version.split()[0]}")  # fmt: skip
         print(f"\nNumPy sgemm (1024^3, float32): {ceiling:.1f} GFLOP/s")
+        libraries = LIBRARIES
+        if args.libraries != "all":
+            libraries = [FastDNN] + [
+                SHORT_NAMES[n] for n in args.libraries.split(",") if n != "fastdnn"
+            ]
         for name in args.workloads.split(","):
-            workload, rates = measure(name, repeats, scale, args.threads)
+            workload, rates = measure(name, repeats, scale, args.threads, libraries)
             print(table(name, workload, rates, ceiling), flush=True)
 
 
