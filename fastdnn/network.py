@@ -380,7 +380,7 @@ class Sequential:
             agree(comm, None)
             runner = DistributedEpochRunner(self, X, Y, weight, batch_size, comm)
             verbose = verbose if runner.rank == 0 else 0
-        self._rank = getattr(runner, "rank", 0)
+        self._rank = runner.rank
         weight_sum, n_rows = runner.reduce([float(weight.sum()), X.shape[0]])
 
         history = History()
@@ -601,6 +601,8 @@ class _EpochRunner:
     a single compiled call; ``reduce`` sums per-process totals (the identity here; across ranks
     in :class:`fastdnn.distributed.DistributedEpochRunner`).
     """
+
+    rank = 0
 
     def __init__(self, model, X, Y, weight, batch_size):
         self.model, self.X, self.Y, self.weight = model, X, Y, weight
