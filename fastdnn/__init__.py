@@ -13,8 +13,9 @@ from .callbacks import (
     ModelCheckpoint,
     StepDecay,
 )
+from .decomposition import PCA, Autoencoder
 from .errors import TrainingDivergedError
-from .estimators import MLPClassifier, MLPRegressor
+from .estimators import AutoencoderTransformer, MLPClassifier, MLPRegressor
 from .io import ModelFileError, load
 from .layers import Dense
 from .network import History, Sequential
@@ -26,6 +27,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Adam",
     "AdamW",
+    "Autoencoder",
+    "AutoencoderTransformer",
     "Callback",
     "CosineDecay",
     "EarlyStopping",
@@ -36,6 +39,7 @@ __all__ = [
     "StepDecay",
     "MLPClassifier",
     "MLPRegressor",
+    "PCA",
     "load",
     "plot_history",
     "Dense",

@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from . import io as _io
 from ._validation import as_matrix, choice, positive_int
 from .kernels.cpu import decomposition as _kernels
 from .layers import ACTIVATIONS, Dense
@@ -330,6 +331,41 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
+    _ARRAYS = (
+        "mean_", "components_", "explained_variance_", "explained_variance_ratio_",
+        "singular_values_",
+    )  # fmt: skip
+
+    def save(self, path):
+        """Save the parameters and fitted attributes (see :mod:`fastdnn.io`); ``fd.load`` reads
+        them back into a PCA that transforms identically."""
+        check_is_fitted(self)
+        fitted = {
+            "n_components_": int(self.n_components_),
+            "n_samples_": int(self.n_samples_),
+            "n_features_in_": int(self.n_features_in_),
+            "noise_variance_": float(self.noise_variance_),
+            "_fit_svd_solver": self._fit_svd_solver,
+        }
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
+        meta = {"params": _io.encode_value(self.get_params()), "fitted": fitted}
+        _io.save_archive(path, "PCA", meta, {name: getattr(self, name) for name in self._ARRAYS})
+
+    @classmethod
+    def _from_archive(cls, meta, arrays):
+        pca = cls(**_io.decode_value(meta["params"]))
+        for name, value in meta["fitted"].items():
+            if name == "feature_names_in_":
+                value = np.asarray(value, dtype=object)
+            setattr(pca, name, value)
+        for name in cls._ARRAYS:
+            setattr(pca, name, arrays[name])
+        pca.noise_variance_ = pca.mean_.dtype.type(pca.noise_variance_)
+        if pca.components_.shape != (pca.n_components_, pca.n_features_in_):
+            raise ValueError("components_ does not match n_components_ and n_features_in_")
+        return pca
+
 
 class Autoencoder:
     """A dense autoencoder: an encoder stack and its mirror image, trained to reproduce ``X``.
@@ -499,7 +535,8 @@ class Autoencoder:
         batch_size : int, default 32
         validation_data : array-like of shape (n_val, layer_sizes[0]), optional
             Held-out data, reconstructed after every epoch into ``val_loss``. A tuple
-            ``(X_val,)`` or ``(X_val, X_val)`` is accepted too.
+            ``(X_val,)`` or ``(X_val, X_val)`` is accepted too (the target is always the
+            input, so a second element is not read).
         verbose : {0, 1, 2}, default 1
         shuffle : bool, default True
         callbacks : list of Callback, optional
@@ -513,7 +550,7 @@ class Autoencoder:
         X = self._check_X(X)
         validation = None
         if validation_data is not None:
-            if isinstance(validation_data, (tuple, list)) and len(validation_data) in (1, 2):
+            if isinstance(validation_data, tuple) and len(validation_data) in (1, 2):
                 validation_data = validation_data[0]
             X_val = self._check_X(validation_data, "validation_data")
             validation = (X_val, X_val)
@@ -574,5 +611,30 @@ class Autoencoder:
         error = self.model.predict(X, batch_size=batch_size).astype(np.float64) - X
         return float(np.mean(error * error))
 
+    # ------------------------------------------------------------------ save / load
+    def save(self, path):
+        """Save the architecture, weights and optimizer state (see :mod:`fastdnn.io`)."""
+        model_meta, arrays = self.model._archive()
+        config = {
+            "layer_sizes": list(self.layer_sizes),
+            "activation": self.activation,
+            "output_activation": self.output_activation,
+            "bottleneck_activation": self.bottleneck_activation,
+        }
+        _io.save_archive(path, "Autoencoder", {"config": config, "model": model_meta}, arrays)
+
+    @classmethod
+    def _from_archive(cls, meta, arrays):
+        model = Sequential._from_archive(meta["model"], arrays)
+        autoencoder = cls(
+            **meta["config"], loss=model.loss, optimizer=model.optimizer, l1=model.l1,
+            l2=model.l2, dtype=model.dtype.name, seed=model.seed,
+        )  # fmt: skip
+        autoencoder.model = model
+        return autoencoder
+
+
+_io.register("PCA", PCA._from_archive)
+_io.register("Autoencoder", Autoencoder._from_archive)
 
 __all__ = ["PCA", "Autoencoder"]

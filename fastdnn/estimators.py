@@ -9,7 +9,13 @@ MLP lacks: ``l1``, ``class_weight``, float32 training, AdamW/RMSprop and a ``dev
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
+    TransformerMixin,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -19,6 +25,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import io as _io
 from .callbacks import EarlyStopping
+from .decomposition import Autoencoder
 from .layers import Dense
 from .network import Sequential
 from .optimizers import SGD, Adam, AdamW, RMSprop
@@ -140,6 +147,9 @@ class _BaseMLP(BaseEstimator):
         )  # fmt: skip
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         targets, sample_weight = self._encode_targets(y, sample_weight, incremental)
+        return self._train(X, targets, sample_weight, incremental, epochs)
+
+    def _train(self, X, targets, sample_weight, incremental, epochs):
         n_outputs = self._n_outputs(targets)
         if not incremental:
             self.model_ = self._build(X.shape[1], n_outputs, X.shape[0])
@@ -195,11 +205,14 @@ class _BaseMLP(BaseEstimator):
         -------
         self
         """
+        self._check_max_iter()
+        return self._fit(X, y, sample_weight, incremental=False, epochs=int(self.max_iter))
+
+    def _check_max_iter(self):
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)):
             raise ValueError(f"max_iter must be an int >= 1, got {self.max_iter!r}")
         if self.max_iter < 1:
             raise ValueError(f"max_iter must be an int >= 1, got {self.max_iter!r}")
-        return self._fit(X, y, sample_weight, incremental=False, epochs=int(self.max_iter))
 
     def _predict_raw(self, X):
         # Outputs in float64 whatever the training dtype, as scikit-learn's estimators return.
@@ -473,5 +486,177 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return tags
 
 
+class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseMLP):
+    """A dense autoencoder as a scikit-learn transformer: ``transform`` encodes to the bottleneck.
+
+    The encoder is ``n_features -> hidden_layer_sizes[0] -> ... -> hidden_layer_sizes[-1]`` (the
+    last entry is the bottleneck width) and the decoder mirrors it; both train together as one
+    :class:`fastdnn.Autoencoder` minimising the mean squared reconstruction error.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (64, 8)
+        Encoder widths after the input; the last is the number of output features.
+    output_activation : str, default "linear"
+        Activation of the reconstruction (``"sigmoid"`` for data in [0, 1]).
+    bottleneck_activation : str, default "linear"
+        Activation of the code layer.
+    Other parameters
+        As for :class:`MLPRegressor` (``activation``, ``solver``, ``alpha`` (default 0),
+        ``l1``, ``batch_size``, ``learning_rate_init``, ``max_iter``, ``early_stopping``,
+        ``random_state``, ``dtype``, ...).
+
+    Attributes
+    ----------
+    autoencoder_ : fastdnn.Autoencoder
+    n_features_in_ : int
+    n_components_ : int
+        Width of the code (``hidden_layer_sizes[-1]``).
+    loss_curve_ : list of float
+    n_iter_ : int
+    """
+
+    _loss = "mse"
+    _is_classifier = False
+    _multi_output = True
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(64, 8),
+        activation="relu",
+        solver="adam",
+        alpha=0.0,
+        l1=0.0,
+        batch_size="auto",
+        learning_rate_init=0.001,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        weight_decay=0.01,
+        dtype="float32",
+        device="cpu",
+        verbose=False,
+        output_activation="linear",
+        bottleneck_activation="linear",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.l1 = l1
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.weight_decay = weight_decay
+        self.dtype = dtype
+        self.device = device
+        self.verbose = verbose
+        self.output_activation = output_activation
+        self.bottleneck_activation = bottleneck_activation
+
+    def _build(self, n_features, n_outputs, n_rows):
+        hidden = self.hidden_layer_sizes
+        hidden = [hidden] if np.isscalar(hidden) else list(hidden)
+        if not hidden or any(not isinstance(h, (int, np.integer)) or h < 1 for h in hidden):
+            raise ValueError(
+                f"hidden_layer_sizes must hold integers >= 1, got {self.hidden_layer_sizes!r}"
+            )
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self.autoencoder_ = Autoencoder(
+            [n_features, *(int(h) for h in hidden)], activation=self.activation,
+            output_activation=self.output_activation,
+            bottleneck_activation=self.bottleneck_activation, optimizer=self._optimizer(),
+            l1=self.l1, l2=self.alpha / self._batch_size(n_rows), dtype=self.dtype, seed=seed,
+        )  # fmt: skip
+        self.n_components_ = int(hidden[-1])
+        return self.autoencoder_.model
+
+    def _n_outputs(self, targets):
+        return targets.shape[1]
+
+    def _fit_X(self, X, sample_weight, incremental, epochs):
+        X = validate_data(self, X, reset=not incremental, dtype=[np.float32, np.float64])
+        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        return self._train(X, X, sample_weight, incremental, epochs)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Train the autoencoder on ``X`` for up to ``max_iter`` epochs (``y`` is ignored).
+
+        Returns
+        -------
+        self
+        """
+        self._check_max_iter()
+        return self._fit_X(X, sample_weight, incremental=False, epochs=int(self.max_iter))
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One more epoch over ``X`` (the first call builds the network).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit_X(X, sample_weight, incremental=hasattr(self, "model_"), epochs=1)
+
+    def transform(self, X):
+        """Encode ``X``: an (n_samples, n_components_) float64 array."""
+        check_is_fitted(self, "model_")
+        X = self._validate_X(X, reset=False)
+        return self.autoencoder_.transform(X).astype(np.float64)
+
+    def inverse_transform(self, X):
+        """Decode codes back to the input space."""
+        check_is_fitted(self, "model_")
+        return self.autoencoder_.inverse_transform(X).astype(np.float64)
+
+    def score(self, X, y=None):
+        """Negative mean squared reconstruction error (higher is better, as scikit-learn
+        expects of a score)."""
+        check_is_fitted(self, "model_")
+        return -self.autoencoder_.score(self._validate_X(X, reset=False))
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    def _fitted_extra(self):
+        return {"n_components_": self.n_components_}
+
+    @classmethod
+    def _from_archive(cls, meta, arrays):
+        estimator = super()._from_archive(meta, arrays)
+        ae = estimator.autoencoder_ = Autoencoder.__new__(Autoencoder)
+        sizes = [estimator.n_features_in_, *np.atleast_1d(estimator.hidden_layer_sizes)]
+        ae.layer_sizes = tuple(int(v) for v in sizes)
+        ae.activation = estimator.activation
+        ae.output_activation = estimator.output_activation
+        ae.bottleneck_activation = estimator.bottleneck_activation
+        ae.n_encoder_layers = len(sizes) - 1
+        ae.model = estimator.model_
+        return estimator
+
+
 _io.register("MLPClassifier", MLPClassifier._from_archive)
 _io.register("MLPRegressor", MLPRegressor._from_archive)
+_io.register("AutoencoderTransformer", AutoencoderTransformer._from_archive)

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ["bench_kernels", "bench_training", "bench_inference", "bench_memory"]
+MODULES = [
+    "bench_kernels",
+    "bench_training",
+    "bench_inference",
+    "bench_memory",
+    "bench_decomposition",
+]
 
 
 @pytest.fixture(scope="module")

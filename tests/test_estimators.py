@@ -13,7 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import fastdnn as fd
-from fastdnn.estimators import MLPClassifier, MLPRegressor
+from fastdnn.estimators import AutoencoderTransformer, MLPClassifier, MLPRegressor
 
 # Checks that cannot hold for a mini-batch stochastic trainer in float32, with the reason.
 EXPECTED_FAILED = {
@@ -42,6 +42,7 @@ def _expected_failed(estimator):
         MLPRegressor(
             hidden_layer_sizes=(16,), max_iter=200, random_state=0, learning_rate_init=0.01
         ),
+        AutoencoderTransformer(hidden_layer_sizes=(8, 2), max_iter=50, random_state=0),
     ],
     expected_failed_checks=_expected_failed,
 )
@@ -168,20 +169,21 @@ def test_regressor_multioutput_and_l1():
     assert reg.score(X, y) > 0.9
 
 
-@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor, AutoencoderTransformer])
 def test_pickle_clone_and_save_load(cls, digits, tmp_path):
     X, y = digits
     kwargs = {"class_weight": {0: 2.0, 1: 1.0}} if cls is MLPClassifier else {}
     est = cls(hidden_layer_sizes=(8,), max_iter=5, random_state=0, **kwargs).fit(X, y)
+    output = est.transform if cls is AutoencoderTransformer else est.predict
     again = pickle.loads(pickle.dumps(est))
-    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    np.testing.assert_array_equal(getattr(again, output.__name__)(X), output(X))
     assert clone(est).get_params() == est.get_params()
     assert not hasattr(clone(est), "model_")
     path = tmp_path / "est.npz"
     est.save(path)
     loaded = fd.load(path)
     assert type(loaded) is cls
-    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    np.testing.assert_array_equal(getattr(loaded, output.__name__)(X), output(X))
     assert loaded.get_params() == est.get_params()
     assert loaded.n_iter_ == est.n_iter_
 
@@ -196,3 +198,16 @@ def test_bad_parameters_are_reported(digits):
         MLPClassifier(max_iter=0).fit(X, y)
     with pytest.raises(ValueError, match="2 classes"):
         MLPClassifier(max_iter=1).fit(X, np.zeros(len(X)))
+
+
+def test_autoencoder_transformer_in_a_pipeline_beats_chance(digits):
+    X, y = digits
+    pipe = make_pipeline(
+        AutoencoderTransformer(hidden_layer_sizes=(32, 12), max_iter=60, batch_size=32,
+                               random_state=0),
+        MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, batch_size=32, random_state=0),
+    )  # fmt: skip
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.mean() > 0.8
+    codes = pipe.fit(X, y)[0].transform(X)
+    assert codes.shape == (len(X), 12) and codes.dtype == np.float64

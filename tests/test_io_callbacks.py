@@ -217,3 +217,24 @@ def test_plot_history_writes_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="history"):
         fd.plot_history({}, tmp_path / "empty.png")
+
+
+def test_pca_and_autoencoder_round_trip(tmp_path):
+    X, _ = _data(n=80)
+    pca = fd.PCA(n_components=3, whiten=True).fit(X)
+    pca.save(tmp_path / "pca.npz")
+    loaded = fd.load(tmp_path / "pca.npz")
+    assert type(loaded) is fd.PCA and loaded.get_params() == pca.get_params()
+    np.testing.assert_array_equal(loaded.transform(X), pca.transform(X))
+    np.testing.assert_array_equal(loaded.inverse_transform(pca.transform(X)),
+                                  pca.inverse_transform(pca.transform(X)))  # fmt: skip
+
+    straight = fd.Autoencoder([5, 4, 2], seed=0)
+    straight.fit(X, epochs=4, batch_size=16, verbose=0)
+    first = fd.Autoencoder([5, 4, 2], seed=0)
+    first.fit(X, epochs=2, batch_size=16, verbose=0)
+    first.save(tmp_path / "ae.npz")
+    resumed = fd.load(tmp_path / "ae.npz")
+    np.testing.assert_array_equal(resumed.transform(X), first.transform(X))
+    resumed.fit(X, epochs=2, batch_size=16, verbose=0)
+    assert _weights_equal(resumed.model.get_weights(), straight.model.get_weights())

@@ -1,22 +1,25 @@
 """PCA kernels: centering, covariance, exact and randomized SVD, sign convention, projections.
 
-All work runs in the dtype of the data (float32 or float64) where it is bandwidth- or
-GEMM-bound, and in float64 where it is small and precision-sensitive (means, the sums of squares,
-the eigen- and singular-value problems of (n_features, n_features) or (l, n_features) matrices).
+Bandwidth- and GEMM-bound work runs in the dtype of the data (float32 or float64); the means,
+sums of squares and the small factorisations of the randomized solver (an (l, l) Gram matrix,
+the SVD of an (l, n_features) matrix) run in float64.
 
 - :func:`fit_exact` computes every principal component. For tall data (``n_samples >=
-  n_features``) it eigendecomposes the covariance matrix, accumulated from row blocks that are
-  centred on the fly (no centred copy of ``X``; no cancellation from subtracting the mean
-  afterwards); otherwise it takes the SVD of the centred data.
+  n_features``) it eigendecomposes the covariance matrix, accumulated by BLAS ``?syrk`` (half
+  the arithmetic of a GEMM) from row blocks that are centred on the fly: no centred copy of
+  ``X``, and no cancellation from subtracting the mean afterwards. Otherwise it takes LAPACK's
+  SVD of the centred data.
 - :func:`fit_randomized` is Halko, Martinsson & Tropp's randomized SVD (algorithm 4.4, subspace
   iteration) on the centred data: a Gaussian test matrix, ``n_iter`` power iterations, each
   product re-orthonormalised by :func:`orthonormalize` (SVQB: one small float64 eigenproblem and
-  one GEMM instead of a Householder QR of a tall matrix), then the SVD of ``Q.T @ A``.
+  one GEMM instead of a Householder QR or LU of a tall matrix), then the SVD of ``Q.T @ A``.
 - :func:`svd_flip_rows` fixes the signs as scikit-learn's ``svd_flip(u_based_decision=False)``:
   the entry of largest magnitude in each component is positive.
 
 Every function takes arrays and scalars only; results go into arrays the caller passes or are
 returned as new arrays (a fit is not a hot path, so its scratch buffers are allocated here).
+``?syrk`` is not among the BLAS calls Numba binds: :func:`_call_c` calls SciPy's, whose address
+the caller passes in (:data:`SYRK`) so that the compiled code stays cacheable.
 """
 
 import numpy as np
