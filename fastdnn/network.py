@@ -37,6 +37,7 @@ LOSSES = {
 # The fused, numerically stable gradients exist for these pairs only; MSE takes any elementwise
 # output activation.
 REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+DEVICES = ("cpu", "cuda")
 
 
 class History:
@@ -85,6 +86,14 @@ class Sequential:
     seed : int or None, default None
         Seeds the initial weights (He uniform for the ReLU family, Glorot uniform otherwise,
         zero biases) and the shuffling. The same seed gives identical weights.
+    device : {"cpu", "cuda"}, default "cpu"
+        Where ``fit``, ``predict`` and ``evaluate`` run. ``"cuda"`` uses an NVIDIA GPU through
+        the ``@cuda.jit`` kernels (``pip install "fastdnn[cuda]"``): parameters, gradients,
+        optimizer state and workspace stay on the GPU for a whole fit, the data set is copied
+        once when it fits in GPU memory (else streamed batch by batch), and only the per-epoch
+        metrics come back (the weights too when callbacks are given). Initial weights and the
+        training results are those of ``"cpu"``, to float32 rounding. Without a usable GPU,
+        ``"cuda"`` raises a ``RuntimeError`` saying what is missing.
 
     Examples
     --------
@@ -94,7 +103,12 @@ class Sequential:
     >>> model.compile(loss="cross_entropy", optimizer=fd.Adam(lr=1e-3))
     """
 
-    def __init__(self, layers, dtype="float32", seed=None):
+    def __init__(self, layers, dtype="float32", seed=None, device="cpu"):
+        device = choice(device, "device", DEVICES)
+        if device == "cuda":
+            from .backends.cuda import require_cuda
+
+            require_cuda()  # one clear error before anything is set up
         layers = list(layers) if isinstance(layers, (list, tuple)) else None
         if not layers or not all(isinstance(layer, Dense) for layer in layers):
             raise TypeError("layers must be a non-empty list of fastdnn.Dense")
@@ -116,6 +130,7 @@ class Sequential:
         self.layers = layers
         self.dtype = np.dtype(resolve_dtype(dtype))
         self.seed = seed
+        self.device = device
 
         self._sizes = np.array(
             [layers[0].in_features] + [layer.out_features for layer in layers], dtype=np.int64
@@ -176,7 +191,8 @@ class Sequential:
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
-        return f"Sequential([{inner}], dtype={self.dtype.name!r}, seed={self.seed!r})"
+        device = "" if self.device == "cpu" else f", device={self.device!r}"
+        return f"Sequential([{inner}], dtype={self.dtype.name!r}, seed={self.seed!r}{device})"
 
     # ----------------------------------------------------------------------------- compile
     def compile(self, loss, optimizer=None, l1=0.0, l2=0.0):
@@ -274,13 +290,14 @@ class Sequential:
         weight_name = "sample_weight" if x_name == "X" else "sample_weight_val"
         return X, Y, self._sample_weight(sample_weight, weight_name, X.shape[0])
 
-    def _metrics(self, loss_sum, correct, weight_sum, n_rows, prefix=""):
+    def _metrics(self, loss_sum, correct, weight_sum, n_rows, prefix="", penalty=None):
         # Cross-entropy averages over samples; MSE and binary cross-entropy (and the binary
         # accuracy) over all output elements. The loss is weighted by the sample weights.
         width = 1 if self.loss == "cross_entropy" else self.n_outputs
-        penalty = _opt_kernels.penalty(
-            self._params, self._n_weights, self.dtype.type(self.l1), self.dtype.type(self.l2)
-        )
+        if penalty is None:
+            penalty = _opt_kernels.penalty(
+                self._params, self._n_weights, self.dtype.type(self.l1), self.dtype.type(self.l2)
+            )
         logs = {prefix + "loss": float(loss_sum) / (float(weight_sum) * width) + penalty}
         if self.loss != "mse":
             logs[prefix + "accuracy"] = float(correct) / (n_rows * width)
@@ -361,6 +378,10 @@ class Sequential:
             If the loss or a parameter becomes non-finite; the model is restored to the end of
             the last good epoch first.
         """
+        if distributed and self.device != "cpu":
+            raise ValueError(
+                "distributed=True trains on the CPU only; build the model with device='cpu'"
+            )
         comm = None
         if distributed:
             from .distributed import DistributedEpochRunner, agree, communicator
@@ -375,7 +396,8 @@ class Sequential:
                 agree(comm, error)  # every rank raises, none waits in a collective
             raise
         if comm is None:
-            runner = _EpochRunner(self, X, Y, weight, batch_size)
+            runner_class = _CudaEpochRunner if self.device == "cuda" else _EpochRunner
+            runner = runner_class(self, X, Y, weight, batch_size)
         else:
             agree(comm, None)
             runner = DistributedEpochRunner(self, X, Y, weight, batch_size, comm)
@@ -397,20 +419,21 @@ class Sequential:
                 hyper = self.optimizer.hyperparameters(self.dtype)
                 n_local = X.shape[0]
                 order = self._rng.permutation(n_local) if shuffle else np.arange(n_local)
-                saved = (self._params.copy(), self._state.copy(), self._step.copy())
+                runner.snapshot()
                 start = time.perf_counter()
                 loss_sum, correct, bad_batch = runner.train(order, hyper)
                 seconds = time.perf_counter() - start
-                if bad_batch >= 0 or not np.isfinite(self._params).all():
-                    self._params[:], self._state[...], self._step[:] = saved
+                if bad_batch >= 0 or not runner.params_finite():
+                    runner.restore()
                     last_batch = bad_batch if bad_batch >= 0 else runner.n_batches - 1
                     raise TrainingDivergedError(epoch, last_batch)
-                logs = self._metrics(loss_sum, correct, weight_sum, n_rows)
+                penalty = runner.penalty()
+                logs = self._metrics(loss_sum, correct, weight_sum, n_rows, penalty=penalty)
                 if validation is not None:
                     X_val, Y_val, w_val = validation
-                    sums = self._evaluate_sums(X_val, Y_val, w_val, 4096)
+                    sums = runner.evaluate(X_val, Y_val, w_val)
                     totals = runner.reduce([*sums, float(w_val.sum()), X_val.shape[0]])
-                    logs.update(self._metrics(*totals, prefix="val_"))
+                    logs.update(self._metrics(*totals, prefix="val_", penalty=penalty))
                 history._append(logs, seconds, runner.comm_seconds)
                 if verbose:
                     text = "  ".join(f"{k}={v:.4f}" for k, v in logs.items())
@@ -419,8 +442,12 @@ class Sequential:
                     bar.set_postfix(loss=f"{logs['loss']:.4f}", samples_s=f"{rate:,.0f}")
                     bar.update()
                     bar.write(line) if verbose == 1 else print(line)
+                if callbacks:
+                    runner.sync()  # callbacks may read or save the weights
                 for callback in callbacks:
                     callback.on_epoch_end(epoch - 1, logs)
+                if callbacks:
+                    runner.reload()  # ... or change them
                 if self.stop_training:
                     break
         except TrainingDivergedError:
@@ -429,7 +456,10 @@ class Sequential:
             runner.abort(exc)
             raise
         finally:
-            bar.close()
+            try:
+                runner.sync()  # the device's parameters, state and step back into the model
+            finally:
+                bar.close()
         for callback in callbacks:
             callback.on_train_end()
         return history
@@ -450,6 +480,8 @@ class Sequential:
         """
         X = as_matrix(X, "X", self.n_features_in, self.dtype)
         batch_size = positive_int(batch_size, "batch_size")
+        if self.device == "cuda":
+            return self._cuda_engine(upload=True).predict(X, batch_size)
         ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), 2)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         _net.predict(
@@ -460,6 +492,8 @@ class Sequential:
 
     def _evaluate_sums(self, X, Y, weight, batch_size):
         """Summed (weighted) loss and correct predictions over validated arrays."""
+        if self.device == "cuda":
+            return self._cuda_engine(upload=True).evaluate((X, Y, weight), batch_size)
         ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), 2)
         return _net.evaluate(
             X, Y, weight, batch_size, self._sizes, self._acts, LOSSES[self.loss], self._params,
@@ -493,12 +527,15 @@ class Sequential:
         """
         self._require_compiled("loss_and_gradients")
         X, Y, weight = self._data(X, y)
-        ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], 3)
-        grads = np.zeros_like(self._params)
-        loss_sum, _ = _net.forward_backward(
-            X, Y, weight, self._sizes, self._acts, LOSSES[self.loss], self._params, grads,
-            self._w_off, self._b_off, ws_off, Zbuf, Abuf, Dbuf,
-        )  # fmt: skip
+        if self.device == "cuda":
+            loss_sum, _, grads = self._cuda_engine(upload=True).gradients(X, Y, weight)
+        else:
+            ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], 3)
+            grads = np.zeros_like(self._params)
+            loss_sum, _ = _net.forward_backward(
+                X, Y, weight, self._sizes, self._acts, LOSSES[self.loss], self._params, grads,
+                self._w_off, self._b_off, ws_off, Zbuf, Abuf, Dbuf,
+            )  # fmt: skip
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         _opt_kernels.add_penalty_gradient(self._params, grads, self._n_weights, l1, l2)
         loss = self._metrics(loss_sum, 0, weight.sum(), X.shape[0])["loss"]
@@ -587,6 +624,23 @@ class Sequential:
         meta, arrays = self._archive()
         _io.save_archive(path, type(self).__name__, meta, arrays)
 
+    def _cuda_engine(self, upload=False):
+        """A :class:`fastdnn.backends.cuda.CudaEngine` for this network and its ``compile``
+        settings (an inference-only one before ``compile``); with ``upload``, holding the
+        current parameters."""
+        from .backends.cuda import CudaEngine
+
+        compiled = self.loss is not None
+        engine = CudaEngine(
+            self._sizes, self._acts, self._w_off, self._b_off, self._n_weights,
+            LOSSES[self.loss] if compiled else _loss_kernels.MSE,
+            self.optimizer.code if compiled else _opt_kernels.SGD,
+            self.optimizer.n_slots if compiled else 0, self.l1, self.l2, self.dtype,
+        )  # fmt: skip
+        if upload:
+            engine.upload(self._params)
+        return engine
+
     def to_onnx(self, path, opset=17):
         """Write the network as an ONNX graph (see :func:`fastdnn.onnx_export.to_onnx`)."""
         from .onnx_export import to_onnx
@@ -633,6 +687,85 @@ class _EpochRunner:
             m._n_weights, m.optimizer.code, hyper, m._state, m._step, self.l1, self.l2,
             self.Xbuf, self.Ybuf, self.Wbuf, self.Zbuf, self.Abuf, self.Dbuf,
         )  # fmt: skip
+
+    def snapshot(self):
+        """Remember the parameters, state and step before an epoch (see :meth:`restore`)."""
+        m = self.model
+        self._saved = (m._params.copy(), m._state.copy(), m._step.copy())
+
+    def restore(self):
+        """Return the model to the last :meth:`snapshot` (after a diverged epoch)."""
+        m = self.model
+        m._params[:], m._state[...], m._step[:] = self._saved
+
+    def params_finite(self):
+        """Whether every parameter is finite."""
+        return bool(np.isfinite(self.model._params).all())
+
+    def penalty(self):
+        """The L1/L2 penalty of the current parameters, or None to let ``_metrics`` compute it."""
+        return None
+
+    def evaluate(self, X, Y, weight):
+        """``(summed loss, correct)`` on validated validation arrays."""
+        return self.model._evaluate_sums(X, Y, weight, 4096)
+
+    def sync(self):
+        """Bring the model's host arrays up to date (nothing to do on the CPU)."""
+
+    def reload(self):
+        """Push host-side weight changes (by callbacks) to where training runs (the CPU: none)."""
+
+
+class _CudaEpochRunner(_EpochRunner):
+    """Runs a fit's epochs on the GPU through :class:`fastdnn.backends.cuda.CudaEngine`.
+
+    Parameters, gradients, optimizer state and workspace stay on the device for the whole fit;
+    the training (and validation) data are copied once when they fit in device memory. Each
+    epoch brings back only its loss and accuracy sums and one small array of parameter
+    statistics (finiteness and the penalty); :meth:`sync` copies the weights back.
+    """
+
+    def __init__(self, model, X, Y, weight, batch_size):
+        # No super().__init__(): the CPU workspace is not needed.
+        self.model, self.batch_size = model, batch_size
+        self.n_batches = -(-X.shape[0] // batch_size)
+        self.comm_seconds = 0.0
+        self.engine = model._cuda_engine()
+        self.engine.upload(model._params, model._state, model._step)
+        self.data = self.engine.dataset(X, Y, weight)
+        self._validation = None
+        self._stats = None
+
+    def train(self, order, hyper):
+        return self.engine.train_epoch(self.data, order, self.batch_size, hyper)
+
+    def snapshot(self):
+        self.engine.snapshot()
+
+    def restore(self):
+        self.engine.restore()
+        self.sync()
+
+    def params_finite(self):
+        self._stats = self.engine.param_stats()
+        return self._stats[2]
+
+    def penalty(self):
+        return self.engine.penalty(self._stats)
+
+    def evaluate(self, X, Y, weight):
+        if self._validation is None or self._validation[0] is not X:
+            self._validation = (X, self.engine.dataset(X, Y, weight))
+        return self.engine.evaluate(self._validation[1], 4096)
+
+    def sync(self):
+        m = self.model
+        _, _, step = self.engine.download(m._params, m._state)
+        m._step[0] = step
+
+    def reload(self):
+        self.engine.set_params(self.model._params)
 
 
 _io.register("Sequential", Sequential._from_archive)

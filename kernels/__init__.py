@@ -2,8 +2,9 @@
 
 Numba's on-disk cache is keyed on each source file's own timestamp and size; it does not notice
 an edit to a callee that lives in another file. So before any kernel is imported, each kernel
-subpackage (``cpu``, ``cuda``, ...) drops its cached machine code whenever any of its sources, or
-the shared ``_options.py``, differs from what the cache was built from.
+subpackage (``cpu``, ``cuda``, ...) drops its cached machine code whenever any of its sources, the
+CPU sources (whose activation, loss and optimizer codes every target compiles in) or the shared
+``_options.py`` differ from what the cache was built from.
 """
 
 import hashlib
@@ -15,7 +16,9 @@ _CACHE_SUFFIXES = (".nbi", ".nbc")
 
 def _drop_stale_cache(package):
     digest = hashlib.sha256((_ROOT / "_options.py").read_bytes())
-    for source in sorted(package.glob("*.py")):
+    # Every package compiles in the integer codes of the CPU modules, so they count too.
+    sources = set(package.glob("*.py")) | set((_ROOT / "cpu").glob("*.py"))
+    for source in sorted(sources):
         digest.update(source.name.encode())
         digest.update(source.read_bytes())
     cache = package / "__pycache__"
