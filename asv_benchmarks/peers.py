@@ -31,10 +31,10 @@ PARSER.add_argument("--quick", action="store_true", help="1/8 of the data, 2 rep
 
 def _configure_threads(threads):
     # Must happen before NumPy, JAX and PyTorch start their thread pools.
-    os.environ.setdefault(
-        "XLA_FLAGS",
-        f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}",
-    )
+    # XLA's CPU backend has no thread-count flag: its Eigen pool uses every core (2 here), and
+    # one thread is had only by turning the multi-threaded Eigen path off.
+    if threads == 1:
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, str(threads))
     # Idle OpenMP threads must sleep, not spin: with libraries interleaved in one process, a
