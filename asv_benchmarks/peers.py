@@ -30,7 +30,11 @@ PARSER.add_argument("--quick", action="store_true", help="1/8 of the data, 2 rep
 
 
 def _configure_threads(threads):
-    # Must happen before NumPy, JAX and PyTorch start their thread pools.
+    # Must happen before NumPy, JAX and PyTorch start their thread pools. Pinning the process
+    # to ``threads`` cores bounds every pool, whatever its own settings (XLA's CPU backend has
+    # no reliable thread-count flag); threads created later inherit the affinity.
+    if hasattr(os, "sched_setaffinity") and threads < len(os.sched_getaffinity(0)):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
     # XLA's CPU backend has no thread-count flag: its Eigen pool uses every core (2 here), and
     # one thread is had only by turning the multi-threaded Eigen path off.
     if threads == 1:
@@ -381,7 +385,8 @@ def main(argv=None):
     scale = 0.125 if args.quick else 1.0
     with threadpool_limits(limits=args.threads):
         ceiling = sgemm_gflops(args.threads)
-        print(f"## Peer comparison, {date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
+        print(f"## Peer comparison, {date.today()}, {platform.machine()}, "
+              f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} cores, "
               f"{args.threads} threads per library, Python {sys.version.split()[0]}")  # fmt: skip
         print(f"\nNumPy sgemm (1024^3, float32): {ceiling:.1f} GFLOP/s")
         libraries = LIBRARIES
