@@ -14,7 +14,7 @@ from .callbacks import (
     StepDecay,
 )
 from .decomposition import PCA, Autoencoder
-from .errors import TrainingDivergedError
+from .errors import NotCompiledError, TrainingDivergedError
 from .estimators import AutoencoderTransformer, MLPClassifier, MLPRegressor
 from .io import ModelFileError, load
 from .layers import Dense
@@ -39,6 +39,7 @@ __all__ = [
     "StepDecay",
     "MLPClassifier",
     "MLPRegressor",
+    "NotCompiledError",
     "PCA",
     "load",
     "plot_history",

@@ -53,8 +53,21 @@ def as_matrix(value, name, n_features, dtype):
         raise ValueError(
             f"{name} has {array.shape[1]} features per sample, the model expects {n_features}"
         )
+    return as_finite(array, name, dtype)
+
+
+def as_finite(array, name, dtype):
+    """``array`` as a C-contiguous array of ``dtype``; ``ValueError`` if it holds NaN/inf, or
+    finite values that overflow ``dtype`` (1e39 becomes inf in float32)."""
     check_finite(array, name)
-    return np.ascontiguousarray(array, dtype=dtype)
+    with np.errstate(over="ignore"):
+        converted = np.ascontiguousarray(array, dtype=dtype)
+    if converted.dtype != array.dtype and not np.isfinite(converted).all():
+        raise ValueError(
+            f"{name} holds values too large for {converted.dtype} (magnitude above "
+            f"{np.finfo(converted.dtype).max:.4g})"
+        )
+    return converted
 
 
 def positive_int(value, name):

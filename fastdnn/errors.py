@@ -22,3 +22,10 @@ class TrainingDivergedError(FloatingPointError):
             "NaN or infinite. The parameters and optimizer state were restored to the end of "
             f"epoch {epoch - 1}. Try a lower learning rate."
         )
+
+
+class NotCompiledError(RuntimeError, ValueError):
+    """A model was used for training or evaluation before ``compile`` chose its loss.
+
+    A ``ValueError`` (bad use of the API) and, as in Keras, a ``RuntimeError``.
+    """

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from . import io as _io
 from ._validation import (
+    as_finite,
     as_matrix,
     as_numeric_array,
     check_finite,
@@ -22,7 +23,7 @@ from ._validation import (
     resolve_dtype,
 )
 from .callbacks import Callback
-from .errors import TrainingDivergedError
+from .errors import NotCompiledError, TrainingDivergedError
 from .kernels.cpu import losses as _loss_kernels
 from .kernels.cpu import network as _net
 from .kernels.cpu import optimizers as _opt_kernels
@@ -232,16 +233,16 @@ class Sequential:
 
     def _require_compiled(self, action):
         if self.loss is None:
-            raise RuntimeError(f"call compile(loss=..., optimizer=...) before {action}")
+            raise NotCompiledError(f"call compile(loss=..., optimizer=...) before {action}")
 
     # ----------------------------------------------------------------------------- targets
-    def _targets(self, y, name, n_rows):
+    def _targets(self, y, name, n_rows, x_name="X"):
         """Targets as a C-contiguous (rows, outputs) array of the model dtype."""
         y = as_numeric_array(y, name)
         n_out = self.n_outputs
         if y.ndim == 0 or y.shape[0] != n_rows:
             raise ValueError(
-                f"{name} has {y.shape[0] if y.ndim else 0} samples but X has {n_rows}; "
+                f"{name} has {y.shape[0] if y.ndim else 0} samples but {x_name} has {n_rows}; "
                 "they must match"
             )
         check_finite(y, name)
@@ -270,7 +271,7 @@ class Sequential:
             raise ValueError(f"{name} must lie in [0, 1] for loss {self.loss!r}")
         if self.loss == "cross_entropy" and not np.allclose(y.sum(axis=1), 1, atol=1e-3):
             raise ValueError(f"{name} rows must be one-hot (or probabilities summing to 1)")
-        return np.ascontiguousarray(y, dtype=self.dtype)
+        return as_finite(y, name, self.dtype)
 
     def _sample_weight(self, sample_weight, name, n_rows):
         """Per-sample weights as a (rows,) array of the model dtype (ones when None)."""
@@ -286,7 +287,7 @@ class Sequential:
 
     def _data(self, X, y, sample_weight=None, x_name="X", y_name="y"):
         X = as_matrix(X, x_name, self.n_features_in, self.dtype)
-        Y = self._targets(y, y_name, X.shape[0])
+        Y = self._targets(y, y_name, X.shape[0], x_name)
         weight_name = "sample_weight" if x_name == "X" else "sample_weight_val"
         return X, Y, self._sample_weight(sample_weight, weight_name, X.shape[0])
 
@@ -309,8 +310,8 @@ class Sequential:
         """Validate every argument of :meth:`fit` before anything changes."""
         self._require_compiled("fit")
         X, Y, weight = self._data(X, y, sample_weight)
-        positive_int(epochs, "epochs")
-        positive_int(batch_size, "batch_size")
+        epochs = positive_int(epochs, "epochs")
+        batch_size = positive_int(batch_size, "batch_size")
         validation = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -324,7 +325,7 @@ class Sequential:
         for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(f"callbacks must be fastdnn.Callback instances, got {callback!r}")
-        return X, Y, weight, validation, callbacks
+        return X, Y, weight, epochs, batch_size, validation, callbacks
 
     # ----------------------------------------------------------------------------- training
     def fit(
@@ -388,7 +389,7 @@ class Sequential:
 
             comm = communicator()
         try:
-            X, Y, weight, validation, callbacks = self._fit_arguments(
+            X, Y, weight, epochs, batch_size, validation, callbacks = self._fit_arguments(
                 X, y, sample_weight, epochs, batch_size, validation_data, verbose, callbacks
             )
         except (TypeError, ValueError, RuntimeError) as error:
@@ -563,8 +564,7 @@ class Sequential:
                 array = as_numeric_array(value, name)
                 if array.shape != target.shape:
                     raise ValueError(f"{name} must have shape {target.shape}, got {array.shape}")
-                check_finite(array, name)
-                staged.append((target, array))
+                staged.append((target, as_finite(array, name, self.dtype)))
         for target, array in staged:
             target[...] = array
 
