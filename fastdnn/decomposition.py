@@ -399,6 +399,8 @@ class Autoencoder:
         Activation of the bottleneck layer (the last encoder layer). Linear by default, as is
         usual: the code is then not clipped or squashed, and a fully linear autoencoder
         (``activation="linear"``, ``output_activation="linear"``) learns the PCA subspace.
+    device : {"cpu", "cuda"}, default "cpu"
+        Where the network trains and runs (see ``Sequential``).
 
     Attributes
     ----------
@@ -428,6 +430,7 @@ class Autoencoder:
         dtype="float32",
         seed=None,
         bottleneck_activation="linear",
+        device="cpu",
     ):
         if not isinstance(layer_sizes, (list, tuple, np.ndarray)) or len(layer_sizes) < 2:
             raise ValueError(
@@ -453,7 +456,7 @@ class Autoencoder:
         self.output_activation = output_activation
         self.bottleneck_activation = bottleneck_activation
         self.n_encoder_layers = n_enc
-        self.model = Sequential(layers, dtype=dtype, seed=seed)
+        self.model = Sequential(layers, dtype=dtype, seed=seed, device=device)
         self.model.compile(
             loss=loss, optimizer=Adam() if optimizer is None else optimizer, l1=l1, l2=l2
         )
@@ -491,7 +494,7 @@ class Autoencoder:
 
     def _submodel(self, start, stop):
         layers = [Dense(**layer.get_config()) for layer in self.model.layers[start:stop]]
-        model = Sequential(layers, dtype=self.dtype.name, seed=self.seed)
+        model = Sequential(layers, dtype=self.dtype.name, seed=self.seed, device=self.model.device)
         model.set_weights(self.model.get_weights()[start:stop])
         return model
 

@@ -127,7 +127,7 @@ class _BaseMLP(BaseEstimator):
         ]
         layers.append(Dense(sizes[-2], sizes[-1], activation=self._output_activation))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        model = Sequential(layers, dtype=self.dtype, seed=seed)
+        model = Sequential(layers, dtype=self.dtype, seed=seed, device=self.device)
         # scikit-learn's alpha penalises (alpha / 2) * ||W||^2 / batch_size per batch.
         l2 = self.alpha / self._batch_size(n_rows)
         model.compile(loss=self._loss, optimizer=self._optimizer(), l1=self.l1, l2=l2)
@@ -290,7 +290,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     class_weight : dict, "balanced" or None, default None
         Multiplies each sample's weight by its class's weight.
     dtype : {"float32", "float64"}, default "float32"
-    device : {"cpu"}, default "cpu"
+    device : {"cpu", "cuda"}, default "cpu"
     verbose : bool, default False
 
     Attributes
@@ -588,6 +588,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             output_activation=self.output_activation,
             bottleneck_activation=self.bottleneck_activation, optimizer=self._optimizer(),
             l1=self.l1, l2=self.alpha / self._batch_size(n_rows), dtype=self.dtype, seed=seed,
+            device=self.device,
         )  # fmt: skip
         self.n_components_ = int(hidden[-1])
         return self.autoencoder_.model

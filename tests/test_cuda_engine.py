@@ -291,3 +291,11 @@ def test_missing_numba_cuda_is_named(monkeypatch):
 def test_driver_errors_are_explained(error, expected):
     what, fix = backend._describe_driver_error(error)
     assert expected in what and fix
+
+
+def test_autoencoder_and_estimator_pass_the_device_through():
+    X = np.random.default_rng(0).random((12, 4))
+    autoencoder = fd.Autoencoder([4, 3, 2], device="cuda", seed=0)
+    assert autoencoder.model.device == "cuda" and autoencoder.encoder.device == "cuda"
+    regressor = fd.MLPRegressor(hidden_layer_sizes=(3,), max_iter=1, device="cuda")
+    assert regressor.fit(X, X[:, 0]).model_.device == "cuda"
