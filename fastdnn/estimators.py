@@ -188,7 +188,7 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(
                 f"{type(self).__name__} reached max_iter={self.max_iter} before converging",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of fit (fit -> _fit -> _train)
             )
         return self
 
