@@ -10,4 +10,9 @@ FASTMATH = {"contract", "arcp", "reassoc", "nsz", "afn"}
 # ``error_model="numpy"`` lets division loops vectorise (no ZeroDivisionError checks);
 # ``cache=True`` lets a new process load compiled kernels instead of compiling them again.
 JIT_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": FASTMATH}
-INLINE_OPTIONS = dict(JIT_OPTIONS, inline="always")
+# For functions called only from other kernels (and ``@overload`` implementations): they are
+# compiled into, and cached with, their callers, and LLVM inlines the small ones. Numba-level
+# ``inline="always"`` re-types the callee at every call site: it made the activation kernels
+# twice as slow to compile, so it is kept for the one case LLVM's inliner declines (softplus).
+CALLEE_OPTIONS = {k: v for k, v in JIT_OPTIONS.items() if k != "cache"}
+INLINE_OPTIONS = dict(CALLEE_OPTIONS, inline="always")

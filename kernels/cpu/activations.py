@@ -1,17 +1,18 @@
-"""Activation functions and their derivatives, fused with the bias add of a dense layer.
+"""Activation functions and their derivatives, as vectorised passes over a layer's output.
 
 Codes are plain integers so that compiled code can branch on them; ``fastdnn.layers`` maps the
 public names onto them. Every scalar function is generic over float32/float64: constants are
 built with ``type(z)`` casts so that float32 never silently becomes float64.
 
-Each array kernel dispatches on the code once, outside its loops: the loop bodies are inlined
-with the code as a constant, so LLVM removes the dispatch and vectorises them (a branch on a
-runtime code inside the loop made the ReLU pass 7x slower).
+Each array kernel dispatches on the code once, outside its loops, to a loop specialised on the
+literal code (an ``@overload`` typed once per activation), so LLVM vectorises every loop with no
+branch on the code inside it (such a branch made the ReLU pass 7x slower).
 """
 
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
-from .._options import INLINE_OPTIONS, JIT_OPTIONS
+from .._options import CALLEE_OPTIONS, INLINE_OPTIONS, JIT_OPTIONS
 from .vecmath import vexp, vexpm1, vlog1p, vtanh
 
 LINEAR = 0
@@ -29,64 +30,150 @@ GELU_C = 0.7978845608028654  # sqrt(2 / pi)
 GELU_A = 0.044715
 
 
-@njit(**INLINE_OPTIONS)
+@njit(**CALLEE_OPTIONS)
 def sigmoid(z):
     """Logistic function; ``exp(-z)`` overflowing to a huge value still gives 0, not NaN."""
     one = type(z)(1.0)
     return one / (one + vexp(-z))
 
 
+# Inlined by Numba: as an LLVM call, softplus grew past LLVM's inlining threshold and its loop
+# stopped vectorising (10x slower).
 @njit(**INLINE_OPTIONS)
 def softplus(z):
     """``log(1 + exp(z))`` without overflow."""
     return max(z, type(z)(0.0)) + vlog1p(vexp(-abs(z)))
 
 
-@njit(**INLINE_OPTIONS)
-def activate(code, z):
-    """Elementwise activation ``f(z)`` for every code but softmax (which is row-wise)."""
-    t = type(z)
-    if code == RELU:
-        return z if z > 0 else t(0.0)
-    if code == SIGMOID:
-        return sigmoid(z)
-    if code == TANH:
-        return vtanh(z)
-    if code == LEAKY_RELU:
-        return z if z > 0 else t(LEAKY_SLOPE) * z
-    if code == ELU:
-        return z if z > 0 else vexpm1(z)
-    if code == GELU:
-        u = t(GELU_C) * (z + t(GELU_A) * z * z * z)
-        return t(0.5) * z * (t(1.0) + vtanh(u))
-    if code == SOFTPLUS:
-        return softplus(z)
+@njit(**CALLEE_OPTIONS)
+def _linear(z):
     return z
 
 
+@njit(**CALLEE_OPTIONS)
+def _relu(z):
+    return z if z > 0 else type(z)(0.0)
+
+
+@njit(**CALLEE_OPTIONS)
+def _tanh(z):
+    return vtanh(z)
+
+
+@njit(**CALLEE_OPTIONS)
+def _leaky_relu(z):
+    return z if z > 0 else type(z)(LEAKY_SLOPE) * z
+
+
+@njit(**CALLEE_OPTIONS)
+def _elu(z):
+    return z if z > 0 else vexpm1(z)
+
+
+@njit(**CALLEE_OPTIONS)
+def _gelu(z):
+    t = type(z)
+    u = t(GELU_C) * (z + t(GELU_A) * z * z * z)
+    return t(0.5) * z * (t(1.0) + vtanh(u))
+
+
+# Derivatives take ``(z, a)`` with ``a = f(z)`` cached from the forward pass.
+@njit(**CALLEE_OPTIONS)
+def _d_linear(z, a):
+    return type(z)(1.0)
+
+
+@njit(**CALLEE_OPTIONS)
+def _d_relu(z, a):
+    return type(z)(1.0) if z > 0 else type(z)(0.0)
+
+
+@njit(**CALLEE_OPTIONS)
+def _d_sigmoid(z, a):
+    return a * (type(z)(1.0) - a)
+
+
+@njit(**CALLEE_OPTIONS)
+def _d_tanh(z, a):
+    return type(z)(1.0) - a * a
+
+
+@njit(**CALLEE_OPTIONS)
+def _d_leaky_relu(z, a):
+    return type(z)(1.0) if z > 0 else type(z)(LEAKY_SLOPE)
+
+
+@njit(**CALLEE_OPTIONS)
+def _d_elu(z, a):
+    return type(z)(1.0) if z > 0 else a + type(z)(1.0)
+
+
 @njit(**INLINE_OPTIONS)
-def derivative(code, z, a):
-    """``f'(z)`` for every code but softmax, using the cached output ``a = f(z)`` where cheaper."""
+def _d_gelu(z, a):
     t = type(z)
     one = t(1.0)
-    if code == RELU:
-        return one if z > 0 else t(0.0)
-    if code == SIGMOID:
-        return a * (one - a)
-    if code == TANH:
-        return one - a * a
-    if code == LEAKY_RELU:
-        return one if z > 0 else t(LEAKY_SLOPE)
-    if code == ELU:
-        return one if z > 0 else a + one
-    if code == GELU:
-        z2 = z * z
-        th = vtanh(t(GELU_C) * (z + t(GELU_A) * z2 * z))
-        du = t(GELU_C) * (one + t(3.0 * GELU_A) * z2)
-        return t(0.5) * (one + th) + t(0.5) * z * (one - th * th) * du
-    if code == SOFTPLUS:
-        return sigmoid(z)
-    return one
+    z2 = z * z
+    th = vtanh(t(GELU_C) * (z + t(GELU_A) * z2 * z))
+    du = t(GELU_C) * (one + t(3.0 * GELU_A) * z2)
+    return t(0.5) * (one + th) + t(0.5) * z * (one - th * th) * du
+
+
+@njit(**CALLEE_OPTIONS)
+def _d_softplus(z, a):
+    return sigmoid(z)
+
+
+# code -> (f, f'): the elementwise activations; softmax is row-wise and handled apart.
+ELEMENTWISE = {
+    LINEAR: (_linear, _d_linear),
+    RELU: (_relu, _d_relu),
+    SIGMOID: (sigmoid, _d_sigmoid),
+    TANH: (_tanh, _d_tanh),
+    LEAKY_RELU: (_leaky_relu, _d_leaky_relu),
+    ELU: (_elu, _d_elu),
+    GELU: (_gelu, _d_gelu),
+    SOFTPLUS: (softplus, _d_softplus),
+}
+
+
+def _activation_loop(code, Z, A):
+    """``A = f(Z)`` elementwise for a compile-time ``code`` (compiled through the overload)."""
+
+
+def _derivative_loop(code, Z, A, D):
+    """``D *= f'(Z)`` elementwise for a compile-time ``code`` (compiled through the overload)."""
+
+
+# The loops are specialised on the literal code: each instance types one scalar function, so
+# every activation compiles once and LLVM vectorises each loop with no branch on the code.
+@overload(_activation_loop, prefer_literal=True, jit_options=CALLEE_OPTIONS)
+def _activation_loop_impl(code, Z, A):
+    if not isinstance(code, types.IntegerLiteral):
+        return None
+    f = ELEMENTWISE[code.literal_value][0]
+
+    def impl(code, Z, A):
+        n, m = Z.shape
+        for i in range(n):
+            for j in range(m):
+                A[i, j] = f(Z[i, j])
+
+    return impl
+
+
+@overload(_derivative_loop, prefer_literal=True, jit_options=CALLEE_OPTIONS)
+def _derivative_loop_impl(code, Z, A, D):
+    if not isinstance(code, types.IntegerLiteral):
+        return None
+    df = ELEMENTWISE[code.literal_value][1]
+
+    def impl(code, Z, A, D):
+        n, m = Z.shape
+        for i in range(n):
+            for j in range(m):
+                D[i, j] *= df(Z[i, j], A[i, j])
+
+    return impl
 
 
 @njit(**JIT_OPTIONS)
@@ -120,14 +207,6 @@ def bias_add(bias, Z):
             Z[i, j] += bias[j]
 
 
-@njit(**INLINE_OPTIONS)
-def _activation_loop(code, Z, A):
-    n, m = Z.shape
-    for i in range(n):
-        for j in range(m):
-            A[i, j] = activate(code, Z[i, j])
-
-
 @njit(**JIT_OPTIONS)
 def activation(code, Z, A):
     """``A = f(Z)``: softmax row-wise, every other code elementwise."""
@@ -149,14 +228,6 @@ def activation(code, Z, A):
         softmax_rows(Z, A)
     else:
         _activation_loop(LINEAR, Z, A)
-
-
-@njit(**INLINE_OPTIONS)
-def _derivative_loop(code, Z, A, D):
-    n, m = Z.shape
-    for i in range(n):
-        for j in range(m):
-            D[i, j] *= derivative(code, Z[i, j], A[i, j])
 
 
 @njit(**JIT_OPTIONS)

@@ -16,13 +16,13 @@ Every array argument is owned by the caller; nothing here allocates on the train
 import numpy as np
 from numba import njit
 
-from .._options import INLINE_OPTIONS, JIT_OPTIONS
+from .._options import CALLEE_OPTIONS, JIT_OPTIONS
 from .activations import activation, bias_add, scale_by_derivative
 from .losses import CROSS_ENTROPY, count_correct, output_delta, output_loss
 from .optimizers import optimizer_step
 
 
-@njit(**INLINE_OPTIONS)
+@njit(**CALLEE_OPTIONS)
 def _view(buf, offset, rows, cols):
     return buf[offset : offset + rows * cols].reshape((rows, cols))
 

@@ -9,7 +9,7 @@ order documented by each optimizer class in ``fastdnn.optimizers``.
 import numpy as np
 from numba import njit
 
-from .._options import INLINE_OPTIONS, JIT_OPTIONS
+from .._options import CALLEE_OPTIONS, JIT_OPTIONS
 
 SGD = 0
 ADAM = 1
@@ -17,7 +17,7 @@ ADAMW = 2
 RMSPROP = 3
 
 
-@njit(**INLINE_OPTIONS)
+@njit(**CALLEE_OPTIONS)
 def _sgd(p, g, state, hyper, lo, hi, l1, l2):
     lr, momentum, nesterov = hyper[0], hyper[1], hyper[2]
     if momentum == 0:
@@ -32,7 +32,7 @@ def _sgd(p, g, state, hyper, lo, hi, l1, l2):
         p[i] -= lr * (gi + momentum * b if nesterov != 0 else b)
 
 
-@njit(**INLINE_OPTIONS)
+@njit(**CALLEE_OPTIONS)
 def _adam(p, g, state, hyper, lo, hi, l1, l2, step_size, inv_sqrt_bc2, decay):
     beta1, beta2, eps = hyper[1], hyper[2], hyper[3]
     one = p.dtype.type(1.0)
@@ -46,7 +46,7 @@ def _adam(p, g, state, hyper, lo, hi, l1, l2, step_size, inv_sqrt_bc2, decay):
         p[i] = p[i] * decay - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps)
 
 
-@njit(**INLINE_OPTIONS)
+@njit(**CALLEE_OPTIONS)
 def _rmsprop(p, g, state, hyper, lo, hi, l1, l2):
     lr, rho, eps, momentum = hyper[0], hyper[1], hyper[2], hyper[3]
     one = p.dtype.type(1.0)

@@ -12,6 +12,12 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
+from .._options import CALLEE_OPTIONS
+
+# Compiled apart from (and then inlined by LLVM into) their callers, with their own flags: no
+# reassociation, which would undo the two-part ``n ln 2`` reduction that keeps exp within 2 ulp.
+VECMATH_OPTIONS = dict(CALLEE_OPTIONS, fastmath={"contract", "arcp", "nsz", "afn"})
+
 
 @intrinsic
 def _float32_from_bits(typingctx, bits):
@@ -55,7 +61,7 @@ def vlog1p(x):
     return np.log1p(x)
 
 
-@overload(vexp, inline="always")
+@overload(vexp, jit_options=VECMATH_OPTIONS)
 def _vexp(x):
     if x != types.float32:
         return lambda x: np.exp(x)
@@ -77,7 +83,7 @@ def _vexp(x):
     return impl
 
 
-@overload(vtanh, inline="always")
+@overload(vtanh, jit_options=VECMATH_OPTIONS)
 def _vtanh(x):
     if x != types.float32:
         return lambda x: np.tanh(x)
@@ -100,7 +106,7 @@ def _vtanh(x):
     return impl
 
 
-@overload(vexpm1, inline="always")
+@overload(vexpm1, jit_options=VECMATH_OPTIONS)
 def _vexpm1(x):
     if x != types.float32:
         return lambda x: np.expm1(x)
@@ -122,7 +128,7 @@ def _vexpm1(x):
     return impl
 
 
-@overload(vlog1p, inline="always")
+@overload(vlog1p, jit_options=VECMATH_OPTIONS)
 def _vlog1p(x):
     if x != types.float32:
         return lambda x: np.log1p(x)
