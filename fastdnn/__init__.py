@@ -2,7 +2,12 @@
 
 Public API: :class:`Sequential` of :class:`Dense` layers, the optimizers :class:`SGD`,
 :class:`Adam`, :class:`AdamW` and :class:`RMSprop`, and :class:`TrainingDivergedError`.
+
+The scikit-learn classes (:class:`PCA`, :class:`Autoencoder` and the estimators) are imported on
+first use: importing scikit-learn takes longer than starting a cached training run.
 """
+
+import importlib
 
 from .callbacks import (
     Callback,
@@ -13,9 +18,7 @@ from .callbacks import (
     ModelCheckpoint,
     StepDecay,
 )
-from .decomposition import PCA, Autoencoder
 from .errors import NotCompiledError, TrainingDivergedError
-from .estimators import AutoencoderTransformer, MLPClassifier, MLPRegressor
 from .io import ModelFileError, load
 from .layers import Dense
 from .network import History, Sequential
@@ -23,6 +26,27 @@ from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .plotting import plot_history
 
 __version__ = "0.1.0"
+
+_LAZY_MODULES = {
+    "PCA": ".decomposition",
+    "Autoencoder": ".decomposition",
+    "AutoencoderTransformer": ".estimators",
+    "MLPClassifier": ".estimators",
+    "MLPRegressor": ".estimators",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES:
+        value = getattr(importlib.import_module(_LAZY_MODULES[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Adam",

@@ -353,7 +353,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         _io.save_archive(path, "PCA", meta, {name: getattr(self, name) for name in self._ARRAYS})
 
     @classmethod
-    def _from_archive(cls, meta, arrays):
+    def _from_archive(cls, meta, arrays, device=None):
         pca = cls(**_io.decode_value(meta["params"]))
         for name, value in meta["fitted"].items():
             if name == "feature_names_in_":
@@ -627,17 +627,17 @@ class Autoencoder:
         _io.save_archive(path, "Autoencoder", {"config": config, "model": model_meta}, arrays)
 
     @classmethod
-    def _from_archive(cls, meta, arrays):
-        model = Sequential._from_archive(meta["model"], arrays)
+    def _from_archive(cls, meta, arrays, device=None):
+        model = Sequential._from_archive(meta["model"], arrays, device)
         autoencoder = cls(
             **meta["config"], loss=model.loss, optimizer=model.optimizer, l1=model.l1,
-            l2=model.l2, dtype=model.dtype.name, seed=model.seed,
+            l2=model.l2, dtype=model.dtype.name, seed=model.seed, device=model.device,
         )  # fmt: skip
         autoencoder.model = model
         return autoencoder
 
 
-_io.register("PCA", PCA._from_archive)
+_io.register("PCA", PCA._from_archive, devices=("cpu",))
 _io.register("Autoencoder", Autoencoder._from_archive)
 
 __all__ = ["PCA", "Autoencoder"]

@@ -235,9 +235,11 @@ class _BaseMLP(BaseEstimator):
         _io.save_archive(path, type(self).__name__, {"model": meta, "estimator": estimator}, arrays)
 
     @classmethod
-    def _from_archive(cls, meta, arrays):
+    def _from_archive(cls, meta, arrays, device=None):
         estimator = cls(**_io.decode_value(meta["estimator"]["params"]))
-        estimator.model_ = Sequential._from_archive(meta["model"], arrays)
+        if device is not None:
+            estimator.device = device
+        estimator.model_ = Sequential._from_archive(meta["model"], arrays, estimator.device)
         for name, value in meta["estimator"]["fitted"].items():
             setattr(estimator, name, np.asarray(value) if name == "classes_" else value)
         estimator.best_loss_ = min(estimator.loss_curve_)
@@ -645,8 +647,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return {"n_components_": self.n_components_}
 
     @classmethod
-    def _from_archive(cls, meta, arrays):
-        estimator = super()._from_archive(meta, arrays)
+    def _from_archive(cls, meta, arrays, device=None):
+        estimator = super()._from_archive(meta, arrays, device)
         ae = estimator.autoencoder_ = Autoencoder.__new__(Autoencoder)
         sizes = [estimator.n_features_in_, *np.atleast_1d(estimator.hidden_layer_sizes)]
         ae.layer_sizes = tuple(int(v) for v in sizes)

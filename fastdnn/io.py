@@ -13,6 +13,7 @@ then renamed over the target, so a crash mid-save leaves the previous file intac
 """
 
 import hashlib
+import importlib
 import json
 import os
 import tempfile
@@ -25,15 +26,22 @@ FORMAT = "fastdnn"
 FORMAT_VERSION = 1
 _HEADER = "__fastdnn__"
 _LOADERS = {}
+# Modules that register loaders when imported; ``load`` imports them on demand because they pull
+# in scikit-learn, which ``import fastdnn`` avoids.
+_LAZY_PROVIDERS = ("fastdnn.decomposition", "fastdnn.estimators")
 
 
 class ModelFileError(ValueError):
     """A file is not a readable fastdnn model (foreign, truncated, corrupted or too new)."""
 
 
-def register(kind, loader):
-    """Make ``load`` build objects of ``kind`` with ``loader(meta, arrays)``."""
-    _LOADERS[kind] = loader
+def register(kind, loader, devices=("cpu", "cuda")):
+    """Make ``load`` build objects of ``kind`` with ``loader(meta, arrays, device)``.
+
+    ``devices`` are the ``device`` values ``load`` accepts for this kind; the loader receives
+    one of them, or None for the device recorded in the file.
+    """
+    _LOADERS[kind] = (loader, tuple(devices))
 
 
 def encode_value(value):
@@ -155,23 +163,51 @@ def read_archive(path):
     return header.get("kind"), header.get("meta"), arrays
 
 
-def load(path):
+def load(path, device=None):
     """Load a model saved with ``model.save(path)``.
 
     Parameters
     ----------
     path : str or os.PathLike
+    device : {"cpu", "cuda"} or None, default None
+        Where to place the loaded model: None keeps the device it was saved from; ``"cpu"``
+        loads a GPU-trained model on a machine without a GPU (like ``map_location`` in
+        ``torch.load``). PCA is computed on the CPU only.
 
     Returns
     -------
     object
         A ``Sequential`` (or other saved fastdnn object) that predicts identically and resumes
         training where it stopped (optimizer state and shuffling included).
+
+    Raises
+    ------
+    ModelFileError
+        The file is not a readable fastdnn model.
+    ValueError
+        ``device`` is not one this kind of model can use.
+    RuntimeError
+        The model needs ``device="cuda"`` and CUDA is not usable here.
     """
+    if device is not None and device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; expected one of ['cpu', 'cuda'] or None")
     kind, meta, arrays = read_archive(path)
     if kind not in _LOADERS:
+        for module in _LAZY_PROVIDERS:
+            importlib.import_module(module)
+    if kind not in _LOADERS:
         raise ModelFileError(f"{str(path)!r} holds an unknown kind of object {kind!r}")
+    loader, devices = _LOADERS[kind]
+    if device is not None and device not in devices:
+        raise ValueError(f"a {kind} cannot be loaded on device={device!r}; it runs on {devices}")
     try:
-        return _LOADERS[kind](meta, arrays)
+        return loader(meta, arrays, device)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{str(path)!r} has an invalid {kind} description: {exc}") from None
+    except RuntimeError as exc:
+        if device is not None:
+            raise
+        raise RuntimeError(
+            f"{exc} (the file was saved from a CUDA device; load it on the CPU with "
+            "fastdnn.load(path, device='cpu'))"
+        ) from None

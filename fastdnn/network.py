@@ -575,6 +575,7 @@ class Sequential:
             "layers": [layer.get_config() for layer in self.layers],
             "dtype": self.dtype.name,
             "seed": self.seed,
+            "device": self.device,
             "rng": self._rng.bit_generator.state,
             "compile": None,
         }
@@ -592,8 +593,10 @@ class Sequential:
         return meta, arrays
 
     @classmethod
-    def _from_archive(cls, meta, arrays):
-        model = cls([Dense(**config) for config in meta["layers"]], meta["dtype"], meta["seed"])
+    def _from_archive(cls, meta, arrays, device=None):
+        device = meta.get("device", "cpu") if device is None else device
+        layers = [Dense(**config) for config in meta["layers"]]
+        model = cls(layers, meta["dtype"], meta["seed"], device=device)
         params = arrays["params"]
         if params.shape != model._params.shape or params.dtype != model.dtype:
             raise ValueError(

@@ -299,3 +299,60 @@ def test_autoencoder_and_estimator_pass_the_device_through():
     assert autoencoder.model.device == "cuda" and autoencoder.encoder.device == "cuda"
     regressor = fd.MLPRegressor(hidden_layer_sizes=(3,), max_iter=1, device="cuda")
     assert regressor.fit(X, X[:, 0]).model_.device == "cuda"
+
+
+# ----------------------------------------------------------------------------- save / load
+def _fitted(device):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((10, N_IN)), rng.integers(0, N_OUT, 10)
+    model = fd.Sequential(
+        [fd.Dense(N_IN, N_HIDDEN, "tanh"), fd.Dense(N_HIDDEN, N_OUT, "softmax")],
+        seed=2,
+        device=device,
+    )
+    model.compile("cross_entropy", fd.Adam(lr=0.01))
+    model.fit(X, y, epochs=1, batch_size=5, verbose=0)
+    return model, X, y
+
+
+def test_load_keeps_the_saved_device_or_moves_the_model(tmp_path):
+    model, X, y = _fitted("cuda")
+    path = tmp_path / "gpu.npz"
+    model.save(path)
+    expected = model.predict(X)
+    same = fd.load(path)
+    assert same.device == "cuda"
+    np.testing.assert_allclose(same.predict(X), expected, **TOL)
+    moved = fd.load(path, device="cpu")
+    assert moved.device == "cpu"
+    np.testing.assert_allclose(moved.predict(X), expected, **TOL)
+    # training resumes on the new device from the saved optimizer state, as on the old one
+    same.fit(X, y, epochs=1, batch_size=5, verbose=0)
+    moved.fit(X, y, epochs=1, batch_size=5, verbose=0)
+    np.testing.assert_allclose(moved.get_weights()[0][0], same.get_weights()[0][0], **TOL)
+
+
+def test_load_onto_cuda_from_a_cpu_file(tmp_path):
+    model, X, _ = _fitted("cpu")
+    path = tmp_path / "cpu.npz"
+    model.save(path)
+    assert fd.load(path).device == "cpu"
+    on_gpu = fd.load(path, device="cuda")
+    assert on_gpu.device == "cuda"
+    np.testing.assert_allclose(on_gpu.predict(X), model.predict(X), **TOL)
+
+
+def test_load_device_errors(tmp_path, monkeypatch):
+    model, _, _ = _fitted("cuda")
+    path = tmp_path / "gpu.npz"
+    model.save(path)
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        fd.load(path, device="gpu")
+    pca = fd.PCA(2).fit(np.random.default_rng(0).random((6, 3)))
+    pca.save(tmp_path / "pca.npz")
+    with pytest.raises(ValueError, match="PCA cannot be loaded on device='cuda'"):
+        fd.load(tmp_path / "pca.npz", device="cuda")
+    monkeypatch.setattr(backend, "cuda", None)  # as on a machine without numba-cuda
+    with pytest.raises(RuntimeError, match=r"numba-cuda.*device='cpu'"):
+        fd.load(path)
+    assert fd.load(path, device="cpu").device == "cpu"
