@@ -1,6 +1,8 @@
 """fastdnn against PyTorch, JAX and plain NumPy on the performance issue's workloads.
 
 Run ``python -m asv_benchmarks.peers [--workloads S,M,L,AE,INF] [--repeats 4] [--threads 2]``.
+With ``--device cuda`` it compares fastdnn's CUDA device with PyTorch on the GPU instead (run it
+with ``--workloads M,L`` where a CUDA GPU is present; data resident on the device for both).
 
 Every library trains the same network on the same synthetic data, in this one process, with the
 same thread count (``torch.set_num_threads``, threadpoolctl for NumPy/SciPy BLAS, XLA flags for
@@ -27,6 +29,9 @@ PARSER.add_argument(
     "--libraries", default="all", help="comma-separated subset of: fastdnn,torch,jit,scan,numpy"
 )
 PARSER.add_argument("--quick", action="store_true", help="1/8 of the data, 2 repeats")
+PARSER.add_argument(
+    "--device", choices=("cpu", "cuda"), default="cpu", help="cuda: fastdnn and PyTorch on the GPU"
+)
 
 
 def _configure_threads(threads):
@@ -51,10 +56,11 @@ class FastDNN:
     """fastdnn's own ``fit``, one epoch per call (Python overhead included)."""
 
     name = "fastdnn"
+    device = "cpu"
 
     def __init__(self, workload, X, y):
         self.w, self.X, self.y = workload, X, y
-        self.model = workload.fastdnn_model()
+        self.model = workload.fastdnn_model(device=self.device)
 
     def epoch(self):
         self.model.fit(self.X, self.y, epochs=1, batch_size=self.w.batch_size, verbose=0)
@@ -69,6 +75,7 @@ class TorchEager:
     """PyTorch eager mode: ``nn.Sequential``, ``torch.optim``, a ``randperm`` every epoch."""
 
     name = "PyTorch eager"
+    device = "cpu"
 
     def __init__(self, workload, X, y):
         import torch
@@ -82,7 +89,7 @@ class TorchEager:
                 layers.append(torch.nn.ReLU())
         if workload.output == "sigmoid":
             layers.append(torch.nn.Sigmoid())
-        self.net = torch.nn.Sequential(*layers)
+        self.net = torch.nn.Sequential(*layers).to(self.device)
         opt, kwargs = workload.optimizer_hyper()
         params = self.net.parameters()
         self.opt = (
@@ -91,21 +98,29 @@ class TorchEager:
             else torch.optim.Adam(params, **kwargs)
         )
         self.loss = torch.nn.MSELoss() if workload.loss == "mse" else torch.nn.CrossEntropyLoss()
-        self.X = torch.from_numpy(X)
-        self.y = torch.from_numpy(y if workload.loss == "mse" else y.astype("int64"))
+        self.X = torch.from_numpy(X).to(self.device)
+        targets = y if workload.loss == "mse" else y.astype("int64")
+        self.y = torch.from_numpy(targets).to(self.device)
+
+    def _synchronize(self):
+        if self.device != "cpu":
+            self.torch.cuda.synchronize()
 
     def epoch(self):
         torch, b = self.torch, self.w.batch_size
-        perm = torch.randperm(self.X.shape[0])
+        perm = torch.randperm(self.X.shape[0], device=self.device)
         for start in range(0, self.X.shape[0], b):
             idx = perm[start : start + b]
             self.opt.zero_grad(set_to_none=True)
             self.loss(self.net(self.X[idx]), self.y[idx]).backward()
             self.opt.step()
+        self._synchronize()
 
     def infer(self, batch):
         with self.torch.no_grad():
-            return [self.net(self.X[s : s + batch]).argmax(1) for s in range(0, len(self.X), batch)]
+            out = [self.net(self.X[s : s + batch]).argmax(1) for s in range(0, len(self.X), batch)]
+        self._synchronize()
+        return out
 
 
 class _Jax:
@@ -291,9 +306,38 @@ class NumpyByHand:
         ]
 
 
+class FastDNNCuda(FastDNN):
+    """fastdnn with ``device="cuda"``: data, parameters and optimizer state on the GPU."""
+
+    device = "cuda"
+
+
+class TorchCuda(TorchEager):
+    """PyTorch eager on the GPU, data resident on the device."""
+
+    name = "PyTorch CUDA"
+    device = "cuda"
+
+
+def _torch_has_cuda():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def gpu_problem():
+    """Why the GPU comparison cannot run here, or None when it can."""
+    from fastdnn.backends.cuda import cuda_problem, gpu_available
+
+    if not gpu_available():
+        return cuda_problem() or "the CUDA simulator is on"
+    return None
+
+
 LIBRARIES = [FastDNN, TorchEager, JaxJitStep, JaxScanEpoch, NumpyByHand]
+GPU_LIBRARIES = [FastDNNCuda, TorchCuda]
 SHORT_NAMES = dict(zip(["fastdnn", "torch", "jit", "scan", "numpy"], LIBRARIES))
-REQUIRES = {TorchEager: "torch", JaxJitStep: "jax", JaxScanEpoch: "jax"}
+REQUIRES = {TorchEager: "torch", TorchCuda: "torch", JaxJitStep: "jax", JaxScanEpoch: "jax"}
 
 
 # ----------------------------------------------------------------------------- measurement
@@ -330,12 +374,14 @@ def measure(workload_name, repeats, scale, threads, libraries=LIBRARIES):
         if inference and cls is JaxScanEpoch:
             continue
         module = REQUIRES.get(cls)
-        if module and importlib.util.find_spec(module) is None:
+        if (module and importlib.util.find_spec(module) is None) or (
+            cls is TorchCuda and not _torch_has_cuda()
+        ):
             rates[cls.name] = None
             continue
         runners.append(cls(workload, X, y))
         rates[cls.name] = []
-    if "PyTorch eager" in rates and rates["PyTorch eager"] is not None:
+    if any(isinstance(r, TorchEager) for r in runners):
         import torch
 
         torch.set_num_threads(threads)
@@ -363,15 +409,16 @@ def table(workload_name, workload, rates, ceiling):
     ours = statistics.median(rates["fastdnn"])
     for name, values in rates.items():
         if values is None:
-            lines.append(f"| {name} | not installed | | | | |")
+            lines.append(f"| {name} | not available | | | | |")
             continue
         median = statistics.median(values)
+        of_ceiling = f"{median * flops / 1e9 / ceiling:.0%}" if ceiling else "-"
         lines.append(
             f"| {name} | {median:,.0f} | {min(values):,.0f}-{max(values):,.0f} | "
-            f"{median * flops / 1e9:.1f} | {median * flops / 1e9 / ceiling:.0%} | "
-            f"{ours / median:.2f}x |"
+            f"{median * flops / 1e9:.1f} | {of_ceiling} | {ours / median:.2f}x |"
         )
-    lines.append(f"\nceiling: {ceiling / flops * 1e9:,.0f} samples/s")
+    if ceiling:
+        lines.append(f"\nceiling: {ceiling / flops * 1e9:,.0f} samples/s")
     return "\n".join(lines)
 
 
@@ -383,14 +430,19 @@ def main(argv=None):
 
     repeats = 2 if args.quick else args.repeats
     scale = 0.125 if args.quick else 1.0
+    if args.device == "cuda" and gpu_problem():
+        sys.exit(f"--device cuda needs a usable CUDA GPU: {gpu_problem()}")
     with threadpool_limits(limits=args.threads):
-        ceiling = sgemm_gflops(args.threads)
         print(f"## Peer comparison, {date.today()}, {platform.machine()}, "
               f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} cores, "
               f"{args.threads} threads per library, Python {sys.version.split()[0]}")  # fmt: skip
-        print(f"\nNumPy sgemm (1024^3, float32): {ceiling:.1f} GFLOP/s")
-        libraries = LIBRARIES
-        if args.libraries != "all":
+        ceiling = None  # the CPU's sgemm rate says nothing about a GPU
+        libraries = GPU_LIBRARIES
+        if args.device == "cpu":
+            ceiling = sgemm_gflops(args.threads)
+            print(f"\nNumPy sgemm (1024^3, float32): {ceiling:.1f} GFLOP/s")
+            libraries = LIBRARIES
+        if args.device == "cpu" and args.libraries != "all":
             libraries = [FastDNN] + [
                 SHORT_NAMES[n] for n in args.libraries.split(",") if n != "fastdnn"
             ]

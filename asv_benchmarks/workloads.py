@@ -62,14 +62,14 @@ class Workload:
             return "sgd", {"lr": 0.01, "momentum": 0.9}
         return "adam", {"lr": 1e-3}
 
-    def fastdnn_model(self, seed=0):
-        """The compiled ``fastdnn.Sequential`` of this workload."""
+    def fastdnn_model(self, seed=0, device="cpu"):
+        """The compiled ``fastdnn.Sequential`` of this workload on ``device``."""
         n = len(self.sizes) - 1
         layers = [
             fd.Dense(self.sizes[i], self.sizes[i + 1], "relu" if i < n - 1 else self.output)
             for i in range(n)
         ]
-        model = fd.Sequential(layers, seed=seed)
+        model = fd.Sequential(layers, seed=seed, device=device)
         name, kwargs = self.optimizer_hyper()
         optimizer = fd.SGD(**kwargs) if name == "sgd" else fd.Adam(**kwargs)
         model.compile(loss=self.loss, optimizer=optimizer)
