@@ -126,8 +126,9 @@ def gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf):
     batch buffers; returns the (rows, ...) views ``(Xb, Yb, Wb)`` of those buffers."""
     n_in = X.shape[1]
     n_out = Y.shape[1]
-    Xb = _view(Xbuf, 0, rows, n_in)
-    Yb = _view(Ybuf, 0, rows, n_out)
+    first = np.int64(0)  # not a literal 0, which would compile a second ``_view``
+    Xb = _view(Xbuf, first, rows, n_in)
+    Yb = _view(Ybuf, first, rows, n_out)
     Wb = Wbuf[:rows]
     for i in range(rows):
         src = order[start + i]

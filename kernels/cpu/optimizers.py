@@ -78,11 +78,13 @@ def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
     """
     n = params.size
     zero = params.dtype.type(0.0)
+    # A literal 0 would compile a second copy of each update loop, specialised on Literal[int](0).
+    first = np.int64(0)
     if code == SGD:
-        _sgd(params, grads, state, hyper, 0, n_weights, l1, l2)
+        _sgd(params, grads, state, hyper, first, n_weights, l1, l2)
         _sgd(params, grads, state, hyper, n_weights, n, zero, zero)
     elif code == RMSPROP:
-        _rmsprop(params, grads, state, hyper, 0, n_weights, l1, l2)
+        _rmsprop(params, grads, state, hyper, first, n_weights, l1, l2)
         _rmsprop(params, grads, state, hyper, n_weights, n, zero, zero)
     else:
         # Bias corrections in float64, as torch computes them from a Python float step.
@@ -94,7 +96,7 @@ def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
         decay = params.dtype.type(1.0)
         if code == ADAMW:
             decay = params.dtype.type(1.0 - lr * hyper[4])
-        _adam(params, grads, state, hyper, 0, n_weights, l1, l2, step_size, inv_sqrt_bc2, decay)
+        _adam(params, grads, state, hyper, first, n_weights, l1, l2, step_size, inv_sqrt_bc2, decay)
         _adam(params, grads, state, hyper, n_weights, n, zero, zero, step_size, inv_sqrt_bc2, decay)
 
 
