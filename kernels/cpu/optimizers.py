@@ -9,7 +9,7 @@ order documented by each optimizer class in ``fastdnn.optimizers``.
 import numpy as np
 from numba import njit
 
-from .._options import CALLEE_OPTIONS, JIT_OPTIONS
+from .._options import INLINE_OPTIONS, JIT_OPTIONS
 
 SGD = 0
 ADAM = 1
@@ -17,7 +17,9 @@ ADAMW = 2
 RMSPROP = 3
 
 
-@njit(**CALLEE_OPTIONS)
+# Inlined by Numba into ``optimizer_step``: compiled apart, these loops stayed scalar (see
+# ``kernels/_options.py``).
+@njit(**INLINE_OPTIONS)
 def _sgd(p, g, state, hyper, lo, hi, l1, l2):
     lr, momentum, nesterov = hyper[0], hyper[1], hyper[2]
     if momentum == 0:
@@ -32,7 +34,7 @@ def _sgd(p, g, state, hyper, lo, hi, l1, l2):
         p[i] -= lr * (gi + momentum * b if nesterov != 0 else b)
 
 
-@njit(**CALLEE_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def _adam(p, g, state, hyper, lo, hi, l1, l2, step_size, inv_sqrt_bc2, decay):
     beta1, beta2, eps = hyper[1], hyper[2], hyper[3]
     one = p.dtype.type(1.0)
@@ -46,7 +48,7 @@ def _adam(p, g, state, hyper, lo, hi, l1, l2, step_size, inv_sqrt_bc2, decay):
         p[i] = p[i] * decay - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps)
 
 
-@njit(**CALLEE_OPTIONS)
+@njit(**INLINE_OPTIONS)
 def _rmsprop(p, g, state, hyper, lo, hi, l1, l2):
     lr, rho, eps, momentum = hyper[0], hyper[1], hyper[2], hyper[3]
     one = p.dtype.type(1.0)
@@ -78,13 +80,11 @@ def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
     """
     n = params.size
     zero = params.dtype.type(0.0)
-    # A literal 0 would compile a second copy of each update loop, specialised on Literal[int](0).
-    first = np.int64(0)
     if code == SGD:
-        _sgd(params, grads, state, hyper, first, n_weights, l1, l2)
+        _sgd(params, grads, state, hyper, 0, n_weights, l1, l2)
         _sgd(params, grads, state, hyper, n_weights, n, zero, zero)
     elif code == RMSPROP:
-        _rmsprop(params, grads, state, hyper, first, n_weights, l1, l2)
+        _rmsprop(params, grads, state, hyper, 0, n_weights, l1, l2)
         _rmsprop(params, grads, state, hyper, n_weights, n, zero, zero)
     else:
         # Bias corrections in float64, as torch computes them from a Python float step.
@@ -96,7 +96,7 @@ def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
         decay = params.dtype.type(1.0)
         if code == ADAMW:
             decay = params.dtype.type(1.0 - lr * hyper[4])
-        _adam(params, grads, state, hyper, first, n_weights, l1, l2, step_size, inv_sqrt_bc2, decay)
+        _adam(params, grads, state, hyper, 0, n_weights, l1, l2, step_size, inv_sqrt_bc2, decay)
         _adam(params, grads, state, hyper, n_weights, n, zero, zero, step_size, inv_sqrt_bc2, decay)
 
 
