@@ -83,3 +83,11 @@ def test_mpi_scaling_script_is_importable():
     sys.path.insert(0, str(ROOT))
     module = importlib.import_module("asv_benchmarks.mpi_scaling")
     assert callable(module.main) and callable(module.worker)
+
+
+def test_startup_script_times_the_asv_start_up_scripts():
+    sys.path.insert(0, str(ROOT))
+    module = importlib.import_module("asv_benchmarks.startup")
+    compile_bench = importlib.import_module("asv_benchmarks.bench_compile")
+    assert module.COLD is compile_bench.COLD and module.TRAIN_S is compile_bench.TRAIN_S
+    assert module._seconds("pass", dict(os.environ)) > 0
