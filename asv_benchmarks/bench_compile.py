@@ -21,8 +21,9 @@ model.fit(X, y, epochs=1, batch_size=32, verbose=0)
 
 COLD = (
     """
-import os, tempfile
+import atexit, os, shutil, tempfile
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
+atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], True)
 """
     + TRAIN_S
     + """
