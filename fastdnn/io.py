@@ -205,7 +205,10 @@ def load(path, device=None):
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{str(path)!r} has an invalid {kind} description: {exc}") from None
     except RuntimeError as exc:
-        if device is not None:
+        # Only a model that needs CUDA where CUDA is unusable gets the hint; other errors pass.
+        from .backends.cuda import cuda_problem
+
+        if device is not None or cuda_problem() is None:
             raise
         raise RuntimeError(
             f"{exc} (the file was saved from a CUDA device; load it on the CPU with "

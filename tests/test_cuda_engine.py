@@ -356,3 +356,16 @@ def test_load_device_errors(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"numba-cuda.*device='cpu'"):
         fd.load(path)
     assert fd.load(path, device="cpu").device == "cpu"
+
+
+def test_load_hint_only_when_cuda_is_unusable(tmp_path, monkeypatch):
+    model, _, _ = _fitted("cpu")
+    path = tmp_path / "cpu.npz"
+    model.save(path)
+
+    def broken(meta, arrays, device=None):
+        raise RuntimeError("loader failed")
+
+    monkeypatch.setitem(fd.io._LOADERS, "Sequential", (broken, ("cpu", "cuda")))
+    with pytest.raises(RuntimeError, match="^loader failed$"):
+        fd.load(path)
