@@ -430,8 +430,9 @@ def main(argv=None):
 
     repeats = 2 if args.quick else args.repeats
     scale = 0.125 if args.quick else 1.0
-    if args.device == "cuda" and gpu_problem():
-        sys.exit(f"--device cuda needs a usable CUDA GPU: {gpu_problem()}")
+    problem = gpu_problem() if args.device == "cuda" else None
+    if problem:
+        sys.exit(f"--device cuda needs a usable CUDA GPU: {problem}")
     with threadpool_limits(limits=args.threads):
         print(f"## Peer comparison, {date.today()}, {platform.machine()}, "
               f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} cores, "
