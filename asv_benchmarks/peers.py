@@ -30,6 +30,12 @@ PARSER.add_argument(
 )
 PARSER.add_argument("--quick", action="store_true", help="1/8 of the data, 2 repeats")
 PARSER.add_argument(
+    "--settle",
+    type=float,
+    default=0.3,
+    help="seconds of idle before each timed epoch, so the previous library's pools sleep",
+)
+PARSER.add_argument(
     "--device", choices=("cpu", "cuda"), default="cpu", help="cuda: fastdnn and PyTorch on the GPU"
 )
 
@@ -356,8 +362,14 @@ def sgemm_gflops(threads):
     return 2 * 1024**3 / best / 1e9
 
 
-def measure(workload_name, repeats, scale, threads, libraries=LIBRARIES):
-    """Samples/s per library for one workload, epochs interleaved; returns a dict of lists."""
+def measure(workload_name, repeats, scale, threads, libraries=LIBRARIES, settle=0.0):
+    """Samples/s per library for one workload, epochs interleaved; returns a dict of lists.
+
+    ``settle`` seconds pass idle before each epoch: a BLAS pool spins for a while after its
+    last call (OpenBLAS about 0.1 s), and in one process the previous library's spinning
+    workers took a core from the next library (with NumPy in the run, fastdnn's inference
+    fell from 200k to 120k samples/s and NumPy's from 190k to 125k).
+    """
     import importlib.util
 
     from .workloads import INFERENCE, INFERENCE_BATCH, WORKLOADS
@@ -387,6 +399,7 @@ def measure(workload_name, repeats, scale, threads, libraries=LIBRARIES):
         torch.set_num_threads(threads)
     for repeat in range(repeats + 1):  # the first round warms up (compiles)
         for runner in runners:
+            time.sleep(settle)
             start = time.perf_counter()
             runner.infer(INFERENCE_BATCH) if inference else runner.epoch()
             seconds = time.perf_counter() - start
@@ -448,7 +461,7 @@ def main(argv=None):
                 SHORT_NAMES[n] for n in args.libraries.split(",") if n != "fastdnn"
             ]
         for name in args.workloads.split(","):
-            workload, rates = measure(name, repeats, scale, args.threads, libraries)
+            workload, rates = measure(name, repeats, scale, args.threads, libraries, args.settle)
             print(table(name, workload, rates, ceiling), flush=True)
 
 
