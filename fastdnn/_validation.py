@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from .kernels.cpu.checks import all_finite
+
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
@@ -33,9 +35,18 @@ def as_numeric_array(value, name):
     return array
 
 
+def is_finite(array):
+    """Whether every element of ``array`` is finite (integer and bool arrays always are)."""
+    if array.dtype.kind != "f":
+        return True
+    if array.dtype in (np.float32, np.float64) and array.flags.c_contiguous:
+        return bool(all_finite(array.reshape(-1)))
+    return bool(np.isfinite(array).all())  # other float types and layouts
+
+
 def check_finite(array, name):
     """Raise ``ValueError`` if ``array`` holds NaN or infinity."""
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    if not is_finite(array):
         bad = "NaN" if np.isnan(array).any() else "infinity"
         raise ValueError(f"{name} contains {bad}; clean or impute the data first")
 
@@ -59,15 +70,17 @@ def as_matrix(value, name, n_features, dtype):
 def as_finite(array, name, dtype):
     """``array`` as a C-contiguous array of ``dtype``; ``ValueError`` if it holds NaN/inf, or
     finite values that overflow ``dtype`` (1e39 becomes inf in float32)."""
-    check_finite(array, name)
     with np.errstate(over="ignore"):
         converted = np.ascontiguousarray(array, dtype=dtype)
-    if converted.dtype != array.dtype and not np.isfinite(converted).all():
-        raise ValueError(
-            f"{name} holds values too large for {converted.dtype} (magnitude above "
-            f"{np.finfo(converted.dtype).max:.4g})"
-        )
-    return converted
+    # One pass over the converted data in the common case; the original is inspected only to
+    # say which problem it has.
+    if is_finite(converted):
+        return converted
+    check_finite(array, name)
+    raise ValueError(
+        f"{name} holds values too large for {converted.dtype} (magnitude above "
+        f"{np.finfo(converted.dtype).max:.4g})"
+    )
 
 
 def positive_int(value, name):

@@ -401,3 +401,21 @@ def test_targets_must_fit_the_loss(loss, output, y, match):
     with pytest.raises(ValueError, match=match):
         model.fit(X, y, verbose=0)
     assert_unchanged(model, before)
+
+
+# ----------------------------------------------------------------------------- finiteness check
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_is_finite_finds_a_single_bad_value_anywhere(dtype, layout, value):
+    from fastdnn._validation import is_finite
+
+    base = np.random.default_rng(0).normal(size=(37, 21)).astype(dtype)
+    arrays = {"C": base, "F": np.asfortranarray(base), "strided": base[::2, ::3]}
+    array = arrays[layout]
+    assert is_finite(array)
+    # first, a middle and the last element: the compiled pass has a vector body and a tail
+    for index in (0, array.size // 2, array.size - 1):
+        bad = array.copy(order="K") if layout != "strided" else base.copy()[::2, ::3]
+        bad[np.unravel_index(index, bad.shape)] = value
+        assert not is_finite(bad), (index, value)

@@ -1,5 +1,6 @@
 """Training behaviour: batching, history, determinism, dtypes, divergence, threads, the demo."""
 
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -279,6 +280,26 @@ def test_predict_from_threads_matches_single_thread():
         results = list(pool.map(lambda _: model.predict(X, batch_size=16), range(8)))
     for got in results:
         np.testing.assert_array_equal(got, expected_full)
+
+
+def test_reused_inference_workspace_gives_the_results_of_a_fresh_model():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 6)).astype(np.float32)
+    layers = [fd.Dense(6, 9, "relu"), fd.Dense(9, 4, "sigmoid")]
+    model = fd.Sequential(layers, seed=3)
+    model.compile("mse", fd.SGD(0.1))
+    # grow, shrink and grow the batch again: the kept buffers are sized for the largest one
+    for rows, batch in [(5, 5), (50, 16), (3, 2), (50, 50), (50, 7)]:
+        fresh = fd.Sequential([fd.Dense(6, 9, "relu"), fd.Dense(9, 4, "sigmoid")], seed=3)
+        fresh.compile("mse", fd.SGD(0.1))
+        np.testing.assert_array_equal(
+            model.predict(X[:rows], batch_size=batch), fresh.predict(X[:rows], batch_size=batch)
+        )
+        assert model.evaluate(X[:rows], X[:rows, :4], batch_size=batch) == fresh.evaluate(
+            X[:rows], X[:rows, :4], batch_size=batch
+        )
+    assert "_scratch" in vars(model)
+    assert "_scratch" not in vars(pickle.loads(pickle.dumps(model)))
 
 
 # ----------------------------------------------------------------------------- the demo
