@@ -8,6 +8,7 @@ import pytest
 import reference as ref
 
 import fastdnn as fd
+from fastdnn.kernels.cpu.fpmode import HAS_MXCSR
 
 
 def classification(n=40, n_in=5, n_classes=3, seed=0, dtype="float32"):
@@ -300,6 +301,43 @@ def test_reused_inference_workspace_gives_the_results_of_a_fresh_model():
         )
     assert "_scratch" in vars(model)
     assert "_scratch" not in vars(pickle.loads(pickle.dumps(model)))
+
+
+# ----------------------------------------------------------------------------- denormals
+@pytest.mark.skipif(not HAS_MXCSR, reason="flushing denormals is implemented for x86-64 only")
+def test_training_flushes_denormal_moments_and_restores_the_fp_mode():
+    tiny = np.float32(1e-39)  # below float32's smallest normal number, 1.2e-38
+    assert 0 < tiny < np.finfo(np.float32).tiny
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(16, 3)).astype(np.float32)
+    X[:, 0] = 0  # the weights from feature 0 get exactly zero gradient
+    model = fd.Sequential([fd.Dense(3, 2, "sigmoid")], seed=0)
+    model.compile("mse", fd.Adam(1e-3))
+    model.fit(X, X[:, :2], epochs=1, batch_size=16, verbose=0)
+    model._state[0][:] = tiny
+    model.fit(X, X[:, :2], epochs=1, batch_size=16, verbose=0)
+    first_moment_w = model._state[0][:6].reshape(2, 3)
+    # IEEE arithmetic would leave 0.9 * 1e-39 (denormal) there; flushed, it is 0
+    np.testing.assert_array_equal(first_moment_w[:, 0], 0)
+    assert (first_moment_w[:, 1:] != 0).all()
+    # the thread's floating-point mode is back to IEEE after the fit: NumPy sees denormals
+    assert np.float32(1e-38) * np.float32(0.5) > 0
+
+
+@pytest.mark.skipif(not HAS_MXCSR, reason="flushing denormals is implemented for x86-64 only")
+def test_optimizer_step_alone_flushes_denormal_state():
+    # the distributed fit calls optimizer_step from Python, outside train_epoch
+    from fastdnn.kernels.cpu import optimizers as kernels
+
+    n = 8
+    params = np.ones(n, np.float32)
+    grads = np.zeros(n, np.float32)
+    state = np.full((2, n), np.float32(1e-39))
+    hyper = fd.Adam(1e-3).hyperparameters(np.float32)
+    zero = np.float32(0)
+    kernels.optimizer_step(kernels.ADAM, params, grads, state, hyper, 1, n, zero, zero)
+    np.testing.assert_array_equal(state, 0)
+    assert np.float32(1e-38) * np.float32(0.5) > 0
 
 
 # ----------------------------------------------------------------------------- the demo

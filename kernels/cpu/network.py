@@ -18,6 +18,7 @@ from numba import njit
 
 from .._options import CALLEE_OPTIONS, JIT_OPTIONS
 from .activations import activation, bias_add, scale_by_derivative
+from .fpmode import flush_denormals, restore_fp_mode
 from .losses import CROSS_ENTROPY, count_correct, output_delta, output_loss
 from .optimizers import optimizer_step
 
@@ -154,11 +155,14 @@ def train_epoch(
 
     Returns ``(summed loss, correct predictions, index of the first batch whose loss was not
     finite or -1)``. Training stops at a non-finite loss, before applying that batch's update.
+    Denormal results are flushed to zero during the epoch (see ``fpmode.py``).
     """
     n_rows = order.size
     loss_total = 0.0
     correct_total = 0
     batch_index = 0
+    bad_batch = -1
+    fp_mode = flush_denormals()
     for start in range(0, n_rows, batch_size):
         rows = min(batch_size, n_rows - start)
         Xb, Yb, Wb = gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf)
@@ -167,13 +171,15 @@ def train_epoch(
             Dbuf,
         )  # fmt: skip
         if not np.isfinite(loss):
-            return loss_total, correct_total, batch_index
+            bad_batch = batch_index
+            break
         step[0] += 1
         optimizer_step(opt_code, params, grads, state, hyper, step[0], n_weights, l1, l2)
         loss_total += loss
         correct_total += correct
         batch_index += 1
-    return loss_total, correct_total, -1
+    restore_fp_mode(fp_mode)
+    return loss_total, correct_total, bad_batch
 
 
 @njit(**JIT_OPTIONS)

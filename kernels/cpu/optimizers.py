@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from .._options import INLINE_OPTIONS, JIT_OPTIONS
+from .fpmode import flush_denormals, restore_fp_mode
 
 SGD = 0
 ADAM = 1
@@ -76,10 +77,12 @@ def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
     """Apply one update to ``params`` in place; ``step`` is the 1-based step number.
 
     ``params[:n_weights]`` are weights (penalised by ``l1 * sign(w) + l2 * w`` in the gradient),
-    ``params[n_weights:]`` are biases (not penalised).
+    ``params[n_weights:]`` are biases (not penalised). Denormal results are flushed to zero
+    (see ``fpmode.py``).
     """
     n = params.size
     zero = params.dtype.type(0.0)
+    fp_mode = flush_denormals()  # decaying moment estimates must not turn denormal
     if code == SGD:
         _sgd(params, grads, state, hyper, 0, n_weights, l1, l2)
         _sgd(params, grads, state, hyper, n_weights, n, zero, zero)
@@ -98,6 +101,7 @@ def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
             decay = params.dtype.type(1.0 - lr * hyper[4])
         _adam(params, grads, state, hyper, 0, n_weights, l1, l2, step_size, inv_sqrt_bc2, decay)
         _adam(params, grads, state, hyper, n_weights, n, zero, zero, step_size, inv_sqrt_bc2, decay)
+    restore_fp_mode(fp_mode)
 
 
 @njit(**JIT_OPTIONS)
