@@ -193,19 +193,21 @@ class Sequential:
         return (self._workspace_offsets(rows), *buffers)
 
     @contextmanager
-    def _inference_workspace(self, rows):
-        """``(offsets, Zbuf, Abuf)`` for batches of ``rows`` rows, kept between calls.
+    def _inference_workspace(self, rows, n_buffers):
+        """``(offsets, buffer, ...)``: ``n_buffers`` workspace buffers for batches of ``rows``
+        rows, kept between calls.
 
         New buffers cost a page fault at every first touch (3-6 ms of an 80 ms ``predict`` of
         16k rows); these grow to the largest batch seen and are reused. A thread that finds
         them taken (``dict.pop`` is atomic) works on buffers of its own.
         """
-        scratch = self.__dict__.pop("_scratch", None)
+        scratch = self.__dict__.pop("_scratch", [])
         size = rows * int(self._sizes[1:].sum())
-        if scratch is None or scratch[0].size < size:
-            scratch = (np.empty(size, dtype=self.dtype), np.empty(size, dtype=self.dtype))
+        if any(buffer.size < size for buffer in scratch):
+            scratch = []
+        scratch += [np.empty(size, dtype=self.dtype) for _ in range(n_buffers - len(scratch))]
         try:
-            yield (self._workspace_offsets(rows), *scratch)
+            yield (self._workspace_offsets(rows), *scratch[:n_buffers])
         finally:
             self._scratch = scratch
 
@@ -509,10 +511,10 @@ class Sequential:
         if self.device == "cuda":
             return self._cuda_engine(upload=True).predict(X, batch_size)
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        with self._inference_workspace(min(batch_size, X.shape[0])) as (ws_off, Zbuf, Abuf):
+        with self._inference_workspace(min(batch_size, X.shape[0]), 1) as (ws_off, Zbuf):
             _net.predict(
                 X, batch_size, self._sizes, self._acts, self._params, self._w_off, self._b_off,
-                ws_off, Zbuf, Abuf, out,
+                ws_off, Zbuf, out,
             )  # fmt: skip
         return out
 
@@ -520,7 +522,7 @@ class Sequential:
         """Summed (weighted) loss and correct predictions over validated arrays."""
         if self.device == "cuda":
             return self._cuda_engine(upload=True).evaluate((X, Y, weight), batch_size)
-        with self._inference_workspace(min(batch_size, X.shape[0])) as (ws_off, Zbuf, Abuf):
+        with self._inference_workspace(min(batch_size, X.shape[0]), 2) as (ws_off, Zbuf, Abuf):
             return _net.evaluate(
                 X, Y, weight, batch_size, self._sizes, self._acts, LOSSES[self.loss], self._params,
                 self._w_off, self._b_off, ws_off, Zbuf, Abuf,

@@ -286,19 +286,29 @@ def test_predict_from_threads_matches_single_thread():
 def test_reused_inference_workspace_gives_the_results_of_a_fresh_model():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(50, 6)).astype(np.float32)
-    layers = [fd.Dense(6, 9, "relu"), fd.Dense(9, 4, "sigmoid")]
-    model = fd.Sequential(layers, seed=3)
-    model.compile("mse", fd.SGD(0.1))
-    # grow, shrink and grow the batch again: the kept buffers are sized for the largest one
-    for rows, batch in [(5, 5), (50, 16), (3, 2), (50, 50), (50, 7)]:
-        fresh = fd.Sequential([fd.Dense(6, 9, "relu"), fd.Dense(9, 4, "sigmoid")], seed=3)
-        fresh.compile("mse", fd.SGD(0.1))
-        np.testing.assert_array_equal(
-            model.predict(X[:rows], batch_size=batch), fresh.predict(X[:rows], batch_size=batch)
-        )
-        assert model.evaluate(X[:rows], X[:rows, :4], batch_size=batch) == fresh.evaluate(
-            X[:rows], X[:rows, :4], batch_size=batch
-        )
+
+    def build():
+        model = fd.Sequential([fd.Dense(6, 9, "relu"), fd.Dense(9, 4, "sigmoid")], seed=3)
+        model.compile("mse", fd.SGD(0.1))
+        return model
+
+    def run(model, method, rows, batch):
+        if method == "predict":
+            return model.predict(X[:rows], batch_size=batch)
+        return model.evaluate(X[:rows], X[:rows, :4], batch_size=batch)
+
+    model = build()
+    # predict keeps one buffer, evaluate two: grow, shrink and grow the batch in between, so
+    # that a kept buffer is once larger and once smaller than the batch needs
+    calls = [("predict", 5, 5), ("evaluate", 5, 5), ("predict", 50, 16), ("evaluate", 3, 2),
+             ("predict", 50, 50), ("evaluate", 20, 20), ("evaluate", 50, 50),
+             ("predict", 50, 7), ("evaluate", 50, 50)]  # fmt: skip
+    for method, rows, batch in calls:
+        got, want = run(model, method, rows, batch), run(build(), method, rows, batch)
+        if method == "predict":
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert got == want
     assert "_scratch" in vars(model)
     assert "_scratch" not in vars(pickle.loads(pickle.dumps(model)))
 
