@@ -27,7 +27,7 @@ class Dense:
         self.Y = np.eye(n_out, dtype=np.float32)[rng.integers(0, n_out, batch)]
         self.w = np.ones(batch, dtype=np.float32)
         self.m = model
-        self.ws_off, self.Z, self.A, self.D = model._workspace(batch, 3)
+        self.ws_off, self.Z, self.A, self.D = model._workspace(batch, ("Z", "A", "D"))
         self.grads = np.zeros_like(model._params)
         self.time_forward(shape)
         self.time_forward_backward(shape)

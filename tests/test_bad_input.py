@@ -419,3 +419,32 @@ def test_is_finite_finds_a_single_bad_value_anywhere(dtype, layout, value):
         bad = array.copy(order="K") if layout != "strided" else base.copy()[::2, ::3]
         bad[np.unravel_index(index, bad.shape)] = value
         assert not is_finite(bad), (index, value)
+
+
+@pytest.mark.parametrize("value, word", [(np.nan, "NaN"), (np.inf, "infinity")])
+def test_mse_targets_with_nan_or_inf_are_named(value, word):
+    model = fd.Sequential([fd.Dense(N_IN, 2)], seed=0)
+    model.compile("mse", fd.SGD(0.01))
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=f"y contains {word}"):
+        model.fit(X, with_value(np.zeros((N, 2)), (3, 1), value), verbose=0)
+    assert_unchanged(model, before)
+
+
+def test_targets_that_are_the_inputs_train_like_a_copy_and_are_checked():
+    def autoencoder():
+        model = fd.Sequential([fd.Dense(N_IN, 2, "relu"), fd.Dense(2, N_IN)], seed=0)
+        model.compile("mse", fd.Adam(0.01))
+        return model
+
+    same, copied = autoencoder(), autoencoder()
+    same.fit(X, X, epochs=2, batch_size=4, verbose=0)
+    copied.fit(X, X.copy(), epochs=2, batch_size=4, verbose=0)
+    for (W1, b1), (W2, b2) in zip(same.get_weights(), copied.get_weights()):
+        np.testing.assert_array_equal(W1, W2)
+        np.testing.assert_array_equal(b1, b2)
+    bad = with_value(X, (2, 1), np.nan)
+    before = snapshot(same)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        same.fit(bad, bad, verbose=0)
+    assert_unchanged(same, before)

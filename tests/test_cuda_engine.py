@@ -122,7 +122,7 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     for resident in (True, False):
         data = engine.dataset(X, Y, weight, resident=resident)
         loss_gpu, correct_gpu = engine.evaluate(data, batch_size=4)
-        ws_off, Zbuf, Abuf = model._workspace(4, 2)
+        ws_off, Zbuf, Abuf = model._workspace(4, ("Z", "A"))
         loss_cpu, correct_cpu = cpu_net.evaluate(
             X, Y, weight, 4, model._sizes, model._acts, LOSSES[loss], model._params,
             model._w_off, model._b_off, ws_off, Zbuf, Abuf,
@@ -133,7 +133,7 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     np.testing.assert_allclose(engine.predict(X, batch_size=16), model.predict(X), **TOL)
 
     loss_gpu, correct_gpu, grads_gpu = engine.gradients(X, Y, weight)
-    ws_off, Zbuf, Abuf, Dbuf = model._workspace(X.shape[0], 3)
+    ws_off, Zbuf, Abuf, Dbuf = model._workspace(X.shape[0], ("Z", "A", "D"))
     grads_cpu = np.zeros_like(model._params)
     loss_cpu, correct_cpu = cpu_net.forward_backward(
         X, Y, weight, model._sizes, model._acts, LOSSES[loss], model._params, grads_cpu,
