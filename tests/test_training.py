@@ -313,6 +313,24 @@ def test_reused_inference_workspace_gives_the_results_of_a_fresh_model():
     assert "_scratch" not in vars(pickle.loads(pickle.dumps(model)))
 
 
+def test_work_buffers_are_reused_and_kept_only_up_to_the_cap(monkeypatch):
+    from fastdnn.network import _Scratch
+
+    X = np.random.default_rng(2).normal(size=(40, 5)).astype(np.float32)
+    model = fd.Sequential([fd.Dense(5, 8, "relu"), fd.Dense(8, 3, "softmax")], seed=0)
+    model.compile("cross_entropy", fd.Adam(1e-3))
+    model.fit(X, np.arange(40) % 3, epochs=1, batch_size=8, verbose=0)
+    gradient = model._scratch._arrays["gradient"]
+    model.fit(X, np.arange(40) % 3, epochs=1, batch_size=8, verbose=0)
+    assert model._scratch._arrays["gradient"] is gradient  # no new allocation
+    model.predict(X)
+    monkeypatch.setattr(_Scratch, "KEEP_BYTES", 1024)
+    model.predict(X)
+    assert model._scratch is None  # over the cap: freed after the call
+    expected = model.predict(X)
+    np.testing.assert_array_equal(model.predict(X), expected)
+
+
 # ----------------------------------------------------------------------------- denormals
 @pytest.mark.skipif(not HAS_MXCSR, reason="flushing denormals is implemented for x86-64 only")
 def test_training_flushes_denormal_moments_and_restores_the_fp_mode():
