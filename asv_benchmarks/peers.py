@@ -7,10 +7,12 @@ with ``--workloads M,L`` where a CUDA GPU is present; data resident on the devic
 Every library trains the same network on the same synthetic data, in this one process, with the
 same thread count (``torch.set_num_threads``, threadpoolctl for NumPy/SciPy BLAS, XLA flags for
 JAX) and a fresh shuffle every epoch. Epochs are interleaved across libraries (A B C A B C ...)
-so that host noise hits all alike; the first epoch of each library (compilation, warm-up) is
-not counted. Prints a Markdown table per workload: median samples/s (and the range), GFLOP/s,
-the fraction of the sgemm ceiling (NumPy's sgemm rate measured in the same run, divided by the
-FLOPs per sample) and fastdnn's ratio to each library. Missing libraries are reported as such.
+so that host noise hits all alike, each after ``--settle`` idle seconds so that the previous
+library's thread pools have stopped spinning; the first epoch of each library (compilation,
+warm-up) is not counted. Prints a Markdown table per workload: median samples/s (and the
+range), GFLOP/s, the fraction of the sgemm ceiling (NumPy's sgemm rate measured in the same
+run, divided by the FLOPs per sample) and fastdnn's ratio to each library. Missing libraries
+are reported as such.
 """
 
 import argparse

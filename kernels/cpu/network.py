@@ -124,20 +124,27 @@ def forward_backward(
 @njit(**JIT_OPTIONS)
 def gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf):
     """Copy rows ``order[start:start + rows]`` of ``X``, ``Y`` and ``sample_weight`` into the
-    batch buffers; returns the (rows, ...) views ``(Xb, Yb, Wb)`` of those buffers."""
+    batch buffers; returns the (rows, ...) views ``(Xb, Yb, Wb)`` of those buffers.
+
+    When ``Y`` is ``X`` itself (an autoencoder), ``Yb`` is ``Xb``: the rows are copied once.
+    """
     n_in = X.shape[1]
     n_out = Y.shape[1]
     first = np.int64(0)  # not a literal 0, which would compile a second ``_view``
     Xb = _view(Xbuf, first, rows, n_in)
     Yb = _view(Ybuf, first, rows, n_out)
+    targets_are_inputs = Y.ctypes.data == X.ctypes.data and Y.shape == X.shape
+    if targets_are_inputs:
+        Yb = Xb
     Wb = Wbuf[:rows]
     for i in range(rows):
         src = order[start + i]
         Wb[i] = sample_weight[src]
         for j in range(n_in):
             Xb[i, j] = X[src, j]
-        for j in range(n_out):
-            Yb[i, j] = Y[src, j]
+        if not targets_are_inputs:
+            for j in range(n_out):
+                Yb[i, j] = Y[src, j]
     return Xb, Yb, Wb
 
 
