@@ -91,3 +91,18 @@ def test_startup_script_times_the_asv_start_up_scripts():
     compile_bench = importlib.import_module("asv_benchmarks.bench_compile")
     assert module.COLD is compile_bench.COLD and module.TRAIN_S is compile_bench.TRAIN_S
     assert module._seconds("pass", dict(os.environ)) > 0
+
+
+def test_peer_comparison_prints_a_table_per_workload():
+    # In a child process: the script pins its process to the thread count and sets thread
+    # variables, which must not leak into the test session.
+    result = subprocess.run(
+        [sys.executable, "-m", "asv_benchmarks.peers", "--quick", "--workloads", "S,INF",
+         "--libraries", "fastdnn,numpy", "--settle", "0", "--threads", "1"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for heading in ("### S: 64-128-10", "### INF: 784-512-256-10"):
+        assert heading in result.stdout
+    assert result.stdout.count("| fastdnn |") == 2
+    assert result.stdout.count("| NumPy by hand |") == 2
