@@ -54,9 +54,10 @@ def _configure_threads(threads):
         os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, str(threads))
-    # Idle OpenMP threads must sleep, not spin: with libraries interleaved in one process, a
-    # spinning pool (PyTorch's) starved the next library (PyTorch S fell from ~60k to ~1k/s).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Every pool keeps its own idle policy: the ``--settle`` pause, not OMP_WAIT_POLICY=PASSIVE,
+    # keeps one library's spinning workers off the next library's epoch. PASSIVE made OpenMP
+    # workers sleep between any two calls; MKL's then woke up for every GEMM (fastdnn on MKL,
+    # workload M: 2.3 ms per step, 1.6 ms with the workers kept awake).
 
 
 # ----------------------------------------------------------------------------- libraries
@@ -457,6 +458,9 @@ def main(argv=None):
         if args.device == "cpu":
             ceiling = sgemm_gflops(args.threads)
             print(f"\nNumPy sgemm (1024^3, float32): {ceiling:.1f} GFLOP/s")
+            from fastdnn.kernels.cpu.blas import blas_in_use
+
+            print(f"fastdnn's GEMMs: {blas_in_use()} (FASTDNN_BLAS picks it)")
             libraries = LIBRARIES
         if args.device == "cpu" and args.libraries != "all":
             libraries = [FastDNN] + [

@@ -18,6 +18,7 @@ from numba import njit
 
 from .._options import CALLEE_OPTIONS, JIT_OPTIONS
 from .activations import activation, bias_add, scale_by_derivative
+from .blas import gemm
 from .fpmode import flush_denormals, restore_fp_mode
 from .losses import CROSS_ENTROPY, count_correct, output_delta, output_loss
 from .optimizers import optimizer_step
@@ -54,7 +55,7 @@ def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
         W = _view(params, w_off[layer], n_out, n_in)
         b = params[b_off[layer] : b_off[layer] + n_out]
         Z = _view(Zbuf, ws_off[layer], rows, n_out)
-        np.dot(layer_input, W.T, Z)
+        gemm(layer_input, W.T, Z)
         bias_add(b, Z)
         if layer < n_layers - 1:
             A = _view(Abuf, ws_off[layer], rows, n_out)
@@ -76,14 +77,14 @@ def backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Db
         D = _view(Dbuf, ws_off[layer], rows, n_out)
         dW = _view(grads, w_off[layer], n_out, n_in)
         if layer == 0:
-            np.dot(D.T, X, dW)
+            gemm(D.T, X, dW)
         else:
-            np.dot(D.T, _view(Abuf, ws_off[layer - 1], rows, n_in), dW)
+            gemm(D.T, _view(Abuf, ws_off[layer - 1], rows, n_in), dW)
         column_sum(D, grads[b_off[layer] : b_off[layer] + n_out])
         if layer > 0:
             W = _view(params, w_off[layer], n_out, n_in)
             D_prev = _view(Dbuf, ws_off[layer - 1], rows, n_in)
-            np.dot(D, W, D_prev)
+            gemm(D, W, D_prev)
             scale_by_derivative(
                 acts[layer - 1],
                 _view(Zbuf, ws_off[layer - 1], rows, n_in),
