@@ -27,7 +27,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic
 
-from .._options import INLINE_OPTIONS
+from .._options import CALLEE_OPTIONS
 
 LIBRARIES = ("scipy", "mkl")
 _SYMBOLS = {np.dtype(np.float32): "fastdnn_sgemm", np.dtype(np.float64): "fastdnn_dgemm"}
@@ -154,7 +154,7 @@ _call_gemm = _gemm_intrinsic(_SYMBOLS)
 _call_gemm_small = _gemm_intrinsic(_SMALL_SYMBOLS)
 
 
-@njit(**INLINE_OPTIONS)
+@njit(**CALLEE_OPTIONS)
 def gemm(a, b, out):
     """``out = a @ b`` for 2-D arrays, each C-contiguous or a transposed (F-contiguous) view;
     ``out`` C-contiguous. Like ``np.dot(a, b, out)``, through the bound BLAS."""
