@@ -93,22 +93,23 @@ def _gemm_intrinsic(symbols):
     """An intrinsic calling the Fortran-interface GEMM named ``symbols[dtype]``."""
 
     @intrinsic
-    def call(typingctx, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc):
+    def call(typingctx, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
         return _gemm_call_signature(symbols, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc)
 
     return call
 
 
 def _gemm_call_signature(symbols, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc):
-    """``c = op(a) @ op(b)`` in BLAS's column-major terms, arguments passed by reference."""
+    """``c = op(a) @ op(b) + beta * c`` in BLAS's column-major terms, arguments passed by
+    reference."""
     dtype = c.dtype
     signature = types.void(
         types.intc, types.intc, types.intc, types.intc, types.intc, a, types.intc, b,
-        types.intc, c, types.intc,
+        types.intc, dtype, c, types.intc,
     )  # fmt: skip
 
     def codegen(context, builder, sig, args):
-        ta, tb, m_, n_, k_, a_, lda_, b_, ldb_, c_, ldc_ = args
+        ta, tb, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
         int_t = ir.IntType(32)
         char_t = ir.IntType(8)
         float_t = context.get_value_type(dtype)
@@ -142,8 +143,8 @@ def _gemm_call_signature(symbols, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, 
             by_reference(as_int(k_), int_t), by_reference(ir.Constant(float_t, 1.0), float_t),
             data(sig.args[5], a_), by_reference(as_int(lda_), int_t),
             data(sig.args[7], b_), by_reference(as_int(ldb_), int_t),
-            by_reference(ir.Constant(float_t, 0.0), float_t),
-            data(sig.args[9], c_), by_reference(as_int(ldc_), int_t),
+            by_reference(beta_, float_t),
+            data(sig.args[10], c_), by_reference(as_int(ldc_), int_t),
         ])  # fmt: skip
         return context.get_dummy_value()
 
@@ -158,6 +159,21 @@ _call_gemm_small = _gemm_intrinsic(_SMALL_SYMBOLS)
 def gemm(a, b, out):
     """``out = a @ b`` for 2-D arrays, each C-contiguous or a transposed (F-contiguous) view;
     ``out`` C-contiguous. Like ``np.dot(a, b, out)``, through the bound BLAS."""
+    _gemm(a, b, out, out.dtype.type(0.0))
+
+
+@njit(**CALLEE_OPTIONS)
+def gemm_add(a, b, out):
+    """``out += a @ b``, otherwise as :func:`gemm`.
+
+    The forward pass fills ``out`` with the bias rows and adds the product: OpenBLAS zeroes
+    ``out`` in a pass of its own when asked to overwrite it, so the bias then costs nothing.
+    """
+    _gemm(a, b, out, out.dtype.type(1.0))
+
+
+@njit(**CALLEE_OPTIONS)
+def _gemm(a, b, out, beta):
     if not (a.flags.c_contiguous or a.flags.f_contiguous):
         a = np.ascontiguousarray(a)  # a strided view: copied, as np.dot would
     if not (b.flags.c_contiguous or b.flags.f_contiguous):
@@ -167,7 +183,8 @@ def gemm(a, b, out):
     if m == 0 or n == 0:
         return
     if k == 0:
-        out[:] = 0
+        if beta == 0:
+            out[:] = 0
         return
     # Row-major out = a @ b is column-major out.T = b.T @ a.T: a row-major matrix is, read
     # column-major, its own transpose, so C-contiguous operands go in untransposed ("N") and
@@ -181,9 +198,9 @@ def gemm(a, b, out):
     else:
         trans_a, lda = _TRANSPOSE, m
     if m * n * k <= SMALL_GEMM:
-        _call_gemm_small(trans_b, trans_a, n, m, k, b, ldb, a, lda, out, n)
+        _call_gemm_small(trans_b, trans_a, n, m, k, b, ldb, a, lda, beta, out, n)
     else:
-        _call_gemm(trans_b, trans_a, n, m, k, b, ldb, a, lda, out, n)
+        _call_gemm(trans_b, trans_a, n, m, k, b, ldb, a, lda, beta, out, n)
 
 
 use_blas(os.environ.get("FASTDNN_BLAS", "auto"))

@@ -17,8 +17,8 @@ import numpy as np
 from numba import njit
 
 from .._options import CALLEE_OPTIONS, JIT_OPTIONS
-from .activations import activation, bias_add, scale_by_derivative
-from .blas import gemm
+from .activations import activation, bias_fill, scale_by_derivative
+from .blas import gemm, gemm_add
 from .fpmode import flush_denormals, restore_fp_mode
 from .losses import CROSS_ENTROPY, count_correct, output_delta, output_loss
 from .optimizers import optimizer_step
@@ -43,8 +43,8 @@ def column_sum(D, out):
 def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
     """Run every layer on the batch ``X``; the last layer stops at its pre-activation ``Z``.
 
-    Each layer is one BLAS GEMM ``Z = X @ W.T``, a bias pass and an activation pass (the
-    output layer's activation is fused with the loss by the caller).
+    Each layer fills ``Z`` with its bias, adds ``X @ W.T`` by one BLAS GEMM and runs an
+    activation pass (the output layer's activation is fused with the loss by the caller).
     """
     rows = X.shape[0]
     n_layers = acts.size
@@ -55,8 +55,8 @@ def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
         W = _view(params, w_off[layer], n_out, n_in)
         b = params[b_off[layer] : b_off[layer] + n_out]
         Z = _view(Zbuf, ws_off[layer], rows, n_out)
-        gemm(layer_input, W.T, Z)
-        bias_add(b, Z)
+        bias_fill(b, Z)
+        gemm_add(layer_input, W.T, Z)
         if layer < n_layers - 1:
             A = _view(Abuf, ws_off[layer], rows, n_out)
             activation(acts[layer], Z, A)
