@@ -197,15 +197,23 @@ class Sequential:
         ]
         return (self._workspace_offsets(rows), *buffers)
 
+    def _take_scratch(self):
+        """The model's :class:`_Scratch`, held by one caller at a time: a concurrent caller
+        (another thread; ``dict.pop`` is atomic) gets a new one. Hand it back with
+        :meth:`_return_scratch`."""
+        return self.__dict__.pop("_scratch", None) or _Scratch()
+
+    def _return_scratch(self, scratch):
+        self._scratch = scratch.kept()
+
     @contextmanager
     def _borrowed_scratch(self):
-        """The model's :class:`_Scratch`, held by one caller at a time: a concurrent caller
-        (another thread; ``dict.pop`` is atomic) works on a new one."""
-        scratch = self.__dict__.pop("_scratch", None) or _Scratch()
+        """:meth:`_take_scratch` for the duration of a ``with`` block."""
+        scratch = self._take_scratch()
         try:
             yield scratch
         finally:
-            self._scratch = scratch.kept()
+            self._return_scratch(scratch)
 
     def __getstate__(self):
         # The scratch buffers are memory, not state: pickles and copies leave them out.
@@ -427,7 +435,7 @@ class Sequential:
         if comm is None:
             runner_class = _CudaEpochRunner if self.device == "cuda" else _EpochRunner
             # Held until the fit ends (put back in the ``finally`` below).
-            scratch = self.__dict__.pop("_scratch", None) or _Scratch()
+            scratch = self._take_scratch()
             runner = runner_class(self, X, Y, weight, batch_size, scratch)
         else:
             agree(comm, None)
@@ -492,7 +500,7 @@ class Sequential:
             finally:
                 bar.close()
                 if comm is None:
-                    self._scratch = scratch.kept()
+                    self._return_scratch(scratch)
         for callback in callbacks:
             callback.on_train_end()
         return history
