@@ -106,3 +106,18 @@ def test_peer_comparison_prints_a_table_per_workload():
         assert heading in result.stdout
     assert result.stdout.count("| fastdnn |") == 2
     assert result.stdout.count("| NumPy by hand |") == 2
+
+
+def test_gpu_gemm_sweep_checks_every_product_on_the_simulator():
+    # The timings mean nothing under the simulator; the products, the launches and the check
+    # of every result against NumPy run as on a GPU.
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "asv_benchmarks.gpu_gemm", "--simulate", "--repeats", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| tiny |")]
+    kernels = [row.split("|")[2].strip() for row in rows]
+    assert kernels == ["forward", "weight_grad", "forward", "weight_grad", "input_grad"]
+    assert "WRONG" not in result.stdout

@@ -381,3 +381,16 @@ def test_gather_batch_against_cpu():
     np.testing.assert_array_equal(Xd.copy_to_host()[: rows * n_in].reshape(rows, n_in), Xb)
     np.testing.assert_array_equal(Yd.copy_to_host()[: rows * n_out].reshape(rows, n_out), Yb)
     np.testing.assert_array_equal(Wd.copy_to_host()[:rows], Wb)
+
+
+def test_choose_tile_fits_the_tile_to_the_output():
+    n_sm = 132  # an H100/H200
+    # Small outputs: the small tile, so that the grid has blocks for many multiprocessors.
+    assert dense.choose_tile(128, 256, n_sm) == dense.TILES["small"]
+    assert dense.choose_tile(512, 10, n_sm) == dense.TILES["small"]
+    # Outputs that fill the GPU with big tiles get the most FMAs per shared-memory load.
+    assert dense.choose_tile(4096, 512, n_sm) == dense.TILES["huge"]
+    assert dense.choose_tile(512, 2048, n_sm) == dense.TILES["wide"]
+    # Never the simulator's tile, and always one whose cost estimate exists.
+    for m, n in [(1, 1), (7, 3000), (65536, 64), (300, 300)]:
+        assert dense.choose_tile(m, n, 8) in [dense.TILES[name] for name in dense.FMA_SHARE]

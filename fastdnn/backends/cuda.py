@@ -218,8 +218,8 @@ class CudaEngine:
     dtype : {"float32", "float64"}, default "float32"
     tile : str or tuple, optional
         GEMM tile (a key of ``kernels.cuda.dense.TILES`` or ``(BM, BN, BK, TM, TN)``). By default
-        "tiny" under the simulator, else chosen per product: "large" when its grid fills the
-        GPU's multiprocessors, "small" otherwise.
+        "tiny" under the simulator, else chosen per product by ``kernels.cuda.dense.choose_tile``
+        (big register tiles for outputs that fill the GPU with them, smaller ones otherwise).
     threads : int, optional
         Threads per block of the loss, reduction and elementwise kernels (a power of two);
         16 under the simulator, 256 on a GPU.
@@ -481,11 +481,7 @@ class CudaEngine:
     def _tile_for(self, m, n):
         if self._tile is not None:
             return self._tile
-        large = self._k_dense.TILES["large"]
-        blocks = self._k_dense.grid(large, m, n)
-        if blocks[0] * blocks[1] >= self._n_sm:
-            return large
-        return self._k_dense.TILES["small"]
+        return self._k_dense.choose_tile(m, n, self._n_sm)
 
     def _gemm(self, which, m, n):
         """Configured launch of GEMM ``which`` (0 forward, 1 weight grad, 2 input grad) for an

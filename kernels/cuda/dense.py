@@ -27,13 +27,52 @@ import numpy as np
 from ...backends.cuda import cuda
 from .activations import activate, derivative
 
-#: Tile configurations ``(BM, BN, BK, TM, TN)``: "large" for grids that fill the GPU, "small"
-#: (more blocks per output) for small batches and layers, "tiny" for tests under the simulator.
+#: Tile configurations ``(BM, BN, BK, TM, TN)``, all of 256 threads but "tiny": "huge" (8 x 8
+#: per thread) and "wide" (8 x 4) for products big enough to fill the GPU with them, "large" and
+#: "small" (more blocks per output) for smaller batches and layers, "tiny" for tests under the
+#: simulator.
 TILES = {
+    "huge": (128, 128, 8, 8, 8),
+    "wide": (128, 64, 8, 8, 4),
     "large": (64, 64, 16, 4, 4),
     "small": (32, 32, 32, 2, 2),
     "tiny": (8, 8, 4, 2, 2),
 }
+
+#: Share of FMAs among the instructions of one K step of the forward kernel (float32, sm_90
+#: SASS from ptxas 13.5, per thread): the rest is shared-memory loads, address arithmetic and the
+#: next tile's global loads. Bigger register tiles reuse each shared load for more FMAs. Static
+#: counts, not timings: a GPU run of ``python -m asv_benchmarks.gpu_gemm`` checks the choice.
+FMA_SHARE = {"huge": 0.58, "wide": 0.45, "large": 0.35, "small": 0.17}
+
+
+def choose_tile(m, n, n_sm):
+    """The production tile of least estimated time for an ``m x n`` output on ``n_sm``
+    multiprocessors.
+
+    The estimate is the GEMM's instruction-issue time on the busiest multiprocessor: the blocks
+    it runs (``ceil(blocks / n_sm)``) times a block's FMAs over the tile's :data:`FMA_SHARE`.
+    Big tiles win on big outputs; on small ones they leave multiprocessors idle.
+
+    Parameters
+    ----------
+    m, n : int
+        Rows and columns of the output.
+    n_sm : int
+        Multiprocessors of the GPU.
+
+    Returns
+    -------
+    tuple of int
+        ``(BM, BN, BK, TM, TN)``, a value of :data:`TILES`.
+    """
+
+    def cost(name):
+        tile = TILES[name]
+        cols, rows = grid(tile, m, n)
+        return -(-(cols * rows) // n_sm) * tile[0] * tile[1] / FMA_SHARE[name]
+
+    return TILES[min(FMA_SHARE, key=cost)]
 
 
 def threads_per_block(tile):
@@ -71,67 +110,78 @@ def gemm_kernels(dtype, tile):
     TX = BN // TN  # threads along the output's columns
     TY = BM // TM  # threads along the output's rows
     NT = TX * TY
-    if (BM * BK) % NT or (BN * BK) % NT:
-        raise ValueError(f"tile {tile}: the {NT} threads must split BM*BK and BN*BK evenly")
+    if (BM * BK) % NT or (BN * BK) % NT or NT % BK or NT % BM or NT % BN:
+        raise ValueError(
+            f"tile {tile}: the {NT} threads must split BM*BK and BN*BK evenly, and be a multiple "
+            "of BK, BM and BN"
+        )
     LA = BM * BK // NT  # elements of the A tile each thread loads
     LB = BN * BK // NT
     BMP = BM + 1  # padded shared-tile widths
     BNP = BN + 1
     dt = numba.from_dtype(np.dtype(dtype))
+    u64 = numba.uint64
 
     # Tile loads go global -> registers (``fetch_*``) -> shared memory (``stash_*``), so that the
     # next K tile's global loads are in flight while the current tile is multiplied. Every loop
-    # has a constant trip count, so the register arrays stay in registers.
+    # has a constant trip count, so the register arrays stay in registers. Load ``q`` of a thread
+    # is element ``e = tid + q * NT`` of the tile; since NT is a multiple of the tile's
+    # contiguous extent, its position is the thread's fixed position plus a constant step per q
+    # (no division in the K loop). Indices are cast to unsigned so that Numba emits no
+    # negative-index wraparound code, which kept the compiler from unrolling and from folding
+    # the constant offsets into the shared-memory loads.
     @cuda.jit(device=True, inline="always")
-    def fetch_k_contiguous(src, off, ld, r0, r_lim, k0, k_lim, regs, width, n_loads, tid):
+    def fetch_k_contiguous(src, off, ld, r0, r_lim, k0, k_lim, regs, n_loads, tid):
         # Element (rr, kk) of the tile is src[off + (r0 + rr) * ld + k0 + kk], zero outside the
         # matrix. Consecutive threads read consecutive k: coalesced.
+        k = k0 + tid % BK
+        r = r0 + tid // BK
         for q in range(n_loads):
-            e = tid + q * NT
-            r = r0 + e // BK
-            k = k0 + e % BK
             v = dt(0.0)
             if r < r_lim and k < k_lim:
-                v = src[off + r * ld + k]
+                v = src[u64(off + r * ld + k)]
             regs[q] = v
+            r += NT // BK
 
     @cuda.jit(device=True, inline="always")
     def stash_k_contiguous(regs, sh, n_loads, tid):
         # The transposed store (sh is k-major) is padded by one column against bank conflicts.
+        kk = u64(tid % BK)
         for q in range(n_loads):
-            e = tid + q * NT
-            sh[e % BK, e // BK] = regs[q]
+            sh[kk, u64(tid // BK + q * (NT // BK))] = regs[q]
 
     @cuda.jit(device=True, inline="always")
     def fetch_r_contiguous(src, off, ld, r0, r_lim, k0, k_lim, ones_at, regs, width, n_loads, tid):
         # Element (rr, kk) is src[off + (k0 + kk) * ld + r0 + rr]; column ``ones_at`` reads 1.
+        r = r0 + tid % width
+        k = k0 + tid // width
+        step = NT // width
         for q in range(n_loads):
-            e = tid + q * NT
-            r = r0 + e % width
-            k = k0 + e // width
             v = dt(0.0)
             if k < k_lim:
                 if r < r_lim:
-                    v = src[off + k * ld + r]
+                    v = src[u64(off + k * ld + r)]
                 elif r == ones_at:
                     v = dt(1.0)
             regs[q] = v
+            k += step
 
     @cuda.jit(device=True, inline="always")
     def stash_r_contiguous(regs, sh, width, n_loads, tid):
+        rr = u64(tid % width)
         for q in range(n_loads):
-            e = tid + q * NT
-            sh[e // width, e % width] = regs[q]
+            sh[u64(tid // width + q * (NT // width)), rr] = regs[q]
 
     @cuda.jit(device=True, inline="always")
     def multiply_tiles(As, Bs, acc, tx, ty):
         a = cuda.local.array(TM, dt)
         b = cuda.local.array(TN, dt)
         for kk in range(BK):
+            k = u64(kk)
             for i in range(TM):
-                a[i] = As[kk, ty + i * TY]
+                a[i] = As[k, u64(ty + i * TY)]
             for j in range(TN):
-                b[j] = Bs[kk, tx + j * TX]
+                b[j] = Bs[k, u64(tx + j * TX)]
             for i in range(TM):
                 for j in range(TN):
                     acc[i, j] += a[i] * b[j]
@@ -161,15 +211,15 @@ def gemm_kernels(dtype, tile):
         r0 = cuda.blockIdx.y * BM
         c0 = cuda.blockIdx.x * BN
         clear(acc)
-        fetch_k_contiguous(X, x_off, n_in, r0, rows, 0, n_in, ra, BM, LA, tid)
-        fetch_k_contiguous(P, w_off, n_in, c0, n_out, 0, n_in, rb, BN, LB, tid)
+        fetch_k_contiguous(X, x_off, n_in, r0, rows, 0, n_in, ra, LA, tid)
+        fetch_k_contiguous(P, w_off, n_in, c0, n_out, 0, n_in, rb, LB, tid)
         for k0 in range(0, n_in, BK):
             stash_k_contiguous(ra, As, LA, tid)
             stash_k_contiguous(rb, Bs, LB, tid)
             cuda.syncthreads()
             if k0 + BK < n_in:
-                fetch_k_contiguous(X, x_off, n_in, r0, rows, k0 + BK, n_in, ra, BM, LA, tid)
-                fetch_k_contiguous(P, w_off, n_in, c0, n_out, k0 + BK, n_in, rb, BN, LB, tid)
+                fetch_k_contiguous(X, x_off, n_in, r0, rows, k0 + BK, n_in, ra, LA, tid)
+                fetch_k_contiguous(P, w_off, n_in, c0, n_out, k0 + BK, n_in, rb, LB, tid)
             multiply_tiles(As, Bs, acc, tx, ty)
             cuda.syncthreads()
         for i in range(TM):
@@ -243,14 +293,14 @@ def gemm_kernels(dtype, tile):
         r0 = cuda.blockIdx.y * BM
         c0 = cuda.blockIdx.x * BN
         clear(acc)
-        fetch_k_contiguous(D, d_off, n_out, r0, rows, 0, n_out, ra, BM, LA, tid)
+        fetch_k_contiguous(D, d_off, n_out, r0, rows, 0, n_out, ra, LA, tid)
         fetch_r_contiguous(P, w_off, n_in, c0, n_in, 0, n_out, -1, rb, BN, LB, tid)
         for k0 in range(0, n_out, BK):
             stash_k_contiguous(ra, As, LA, tid)
             stash_r_contiguous(rb, Bs, BN, LB, tid)
             cuda.syncthreads()
             if k0 + BK < n_out:
-                fetch_k_contiguous(D, d_off, n_out, r0, rows, k0 + BK, n_out, ra, BM, LA, tid)
+                fetch_k_contiguous(D, d_off, n_out, r0, rows, k0 + BK, n_out, ra, LA, tid)
                 fetch_r_contiguous(P, w_off, n_in, c0, n_in, k0 + BK, n_out, -1, rb, BN, LB, tid)
             multiply_tiles(As, Bs, acc, tx, ty)
             cuda.syncthreads()
