@@ -115,14 +115,12 @@ def gemm_kernels(dtype, tile):
             f"tile {tile}: the {NT} threads must split BM*BK and BN*BK evenly, and be a multiple "
             "of BK, BM and BN"
         )
-    LA = BM * BK // NT  # elements of the A tile each thread loads
-    LB = BN * BK // NT
     BMP = BM + 1  # padded shared-tile widths
     BNP = BN + 1
     dt = numba.from_dtype(np.dtype(dtype))
     u64 = numba.uint64
 
-    # Tile loads go global -> registers (``fetch_*``) -> shared memory (``stash_*``), so that the
+    # Tile loads go global -> registers (``fetch``) -> shared memory (``stash``), so that the
     # next K tile's global loads are in flight while the current tile is multiplied. Every loop
     # has a constant trip count, so the register arrays stay in registers. Load ``q`` of a thread
     # is element ``e = tid + q * NT`` of the tile; since NT is a multiple of the tile's
@@ -130,47 +128,52 @@ def gemm_kernels(dtype, tile):
     # (no division in the K loop). Indices are cast to unsigned so that Numba emits no
     # negative-index wraparound code, which kept the compiler from unrolling and from folding
     # the constant offsets into the shared-memory loads.
-    @cuda.jit(device=True, inline="always")
-    def fetch_k_contiguous(src, off, ld, r0, r_lim, k0, k_lim, regs, n_loads, tid):
-        # Element (rr, kk) of the tile is src[off + (r0 + rr) * ld + k0 + kk], zero outside the
-        # matrix. Consecutive threads read consecutive k: coalesced.
-        k = k0 + tid % BK
-        r = r0 + tid // BK
-        for q in range(n_loads):
-            v = dt(0.0)
-            if r < r_lim and k < k_lim:
-                v = src[u64(off + r * ld + k)]
-            regs[q] = v
-            r += NT // BK
+    def operand(k_contiguous, extent, with_ones):
+        """``(fetch, stash, n_loads)`` of an operand tile of ``extent`` rows (BM or BN) by BK.
 
-    @cuda.jit(device=True, inline="always")
-    def stash_k_contiguous(regs, sh, n_loads, tid):
-        # The transposed store (sh is k-major) is padded by one column against bank conflicts.
-        kk = u64(tid % BK)
-        for q in range(n_loads):
-            sh[kk, u64(tid // BK + q * (NT // BK))] = regs[q]
+        Element (rr, kk) of the tile is ``src[off + (r0 + rr) * ld + k0 + kk]`` when the matrix
+        is k-contiguous (consecutive threads read consecutive k), else
+        ``src[off + (k0 + kk) * ld + r0 + rr]`` (consecutive threads read consecutive rr): both
+        coalesced. Outside the matrix it is 0, except that row ``ones_at`` reads 1 when
+        ``with_ones`` (a compile-time flag, so the other operands pay no compare). The shared
+        tile is k-major, padded by one column against bank conflicts.
+        """
+        n_loads = extent * BK // NT
+        step = NT // BK if k_contiguous else NT // extent  # rows (or k) further per load
 
-    @cuda.jit(device=True, inline="always")
-    def fetch_r_contiguous(src, off, ld, r0, r_lim, k0, k_lim, ones_at, regs, width, n_loads, tid):
-        # Element (rr, kk) is src[off + (k0 + kk) * ld + r0 + rr]; column ``ones_at`` reads 1.
-        r = r0 + tid % width
-        k = k0 + tid // width
-        step = NT // width
-        for q in range(n_loads):
-            v = dt(0.0)
-            if k < k_lim:
-                if r < r_lim:
-                    v = src[u64(off + k * ld + r)]
-                elif r == ones_at:
-                    v = dt(1.0)
-            regs[q] = v
-            k += step
+        @cuda.jit(device=True, inline="always")
+        def fetch(src, off, ld, r0, r_lim, k0, k_lim, ones_at, regs, tid):
+            if k_contiguous:
+                r = r0 + tid // BK
+                k = k0 + tid % BK
+            else:
+                r = r0 + tid % extent
+                k = k0 + tid // extent
+            for q in range(n_loads):
+                v = dt(0.0)
+                if k < k_lim:
+                    if r < r_lim:
+                        if k_contiguous:
+                            v = src[u64(off + r * ld + k)]
+                        else:
+                            v = src[u64(off + k * ld + r)]
+                    elif with_ones and r == ones_at:
+                        v = dt(1.0)
+                regs[q] = v
+                if k_contiguous:
+                    r += step
+                else:
+                    k += step
 
-    @cuda.jit(device=True, inline="always")
-    def stash_r_contiguous(regs, sh, width, n_loads, tid):
-        rr = u64(tid % width)
-        for q in range(n_loads):
-            sh[u64(tid // width + q * (NT // width)), rr] = regs[q]
+        @cuda.jit(device=True, inline="always")
+        def stash(regs, sh, tid):
+            for q in range(n_loads):
+                if k_contiguous:
+                    sh[u64(tid % BK), u64(tid // BK + q * step)] = regs[q]
+                else:
+                    sh[u64(tid // extent + q * step), u64(tid % extent)] = regs[q]
+
+        return fetch, stash, n_loads
 
     @cuda.jit(device=True, inline="always")
     def multiply_tiles(As, Bs, acc, tx, ty):
@@ -186,11 +189,53 @@ def gemm_kernels(dtype, tile):
                 for j in range(TN):
                     acc[i, j] += a[i] * b[j]
 
+    def block_product(a_k_contiguous, b_k_contiguous, b_with_ones):
+        """A device function accumulating this block's ``BM x BN`` tile of ``A @ B.T`` into
+        ``acc`` (each thread its ``TM x TN`` share), over ``depth`` (K) elements.
+
+        ``A`` has ``a_lim`` rows (of the output), ``B`` has ``b_lim`` rows (the output's
+        columns); each is k-contiguous or not, with leading dimension ``*_ld`` at offset
+        ``*_off``; if ``b_with_ones``, row ``ones_at`` of ``B`` past ``b_lim`` reads ones.
+        """
+        fetch_a, stash_a, la = operand(a_k_contiguous, BM, False)
+        fetch_b, stash_b, lb = operand(b_k_contiguous, BN, b_with_ones)
+
+        @cuda.jit(device=True, inline="always")
+        def product(A, a_off, a_ld, a_lim, B, b_off, b_ld, b_lim, ones_at, depth, acc):
+            As = cuda.shared.array((BK, BMP), dt)
+            Bs = cuda.shared.array((BK, BNP), dt)
+            ra = cuda.local.array(la, dt)
+            rb = cuda.local.array(lb, dt)
+            tid = cuda.threadIdx.x
+            r0 = cuda.blockIdx.y * BM
+            c0 = cuda.blockIdx.x * BN
+            for i in range(TM):
+                for j in range(TN):
+                    acc[i, j] = dt(0.0)
+            fetch_a(A, a_off, a_ld, r0, a_lim, 0, depth, -1, ra, tid)
+            fetch_b(B, b_off, b_ld, c0, b_lim, 0, depth, ones_at, rb, tid)
+            for k0 in range(0, depth, BK):
+                stash_a(ra, As, tid)
+                stash_b(rb, Bs, tid)
+                cuda.syncthreads()
+                if k0 + BK < depth:
+                    fetch_a(A, a_off, a_ld, r0, a_lim, k0 + BK, depth, -1, ra, tid)
+                    fetch_b(B, b_off, b_ld, c0, b_lim, k0 + BK, depth, ones_at, rb, tid)
+                multiply_tiles(As, Bs, acc, tid % TX, tid // TX)
+                cuda.syncthreads()
+
+        return product
+
     @cuda.jit(device=True, inline="always")
-    def clear(acc):
-        for i in range(TM):
-            for j in range(TN):
-                acc[i, j] = dt(0.0)
+    def thread_origin():
+        # Output row and column of the thread's first accumulator; the others are TY rows and
+        # TX columns apart.
+        tid = cuda.threadIdx.x
+        return cuda.blockIdx.y * BM + tid // TX, cuda.blockIdx.x * BN + tid % TX
+
+    forward_product = block_product(True, True, False)  # X (rows, n_in) and W (n_out, n_in)
+    weight_grad_product = block_product(False, False, True)  # D.T, [A_prev | 1].T; k: batch row
+    input_grad_product = block_product(True, False, False)  # D (rows, n_out) and W.T
 
     @cuda.jit(cache=True)
     def forward(X, x_off, P, w_off, b_off, Z, z_off, A, a_off, rows, n_in, n_out, act, store_act):
@@ -200,33 +245,14 @@ def gemm_kernels(dtype, tile):
         ``P[b_off:]``; ``Z``/``A`` are (rows, n_out) at ``Z[z_off:]``/``A[a_off:]``. Softmax is
         never applied here (the loss or the output kernel does it).
         """
-        As = cuda.shared.array((BK, BMP), dt)
-        Bs = cuda.shared.array((BK, BNP), dt)
         acc = cuda.local.array((TM, TN), dt)
-        ra = cuda.local.array(LA, dt)
-        rb = cuda.local.array(LB, dt)
-        tid = cuda.threadIdx.x
-        tx = tid % TX
-        ty = tid // TX
-        r0 = cuda.blockIdx.y * BM
-        c0 = cuda.blockIdx.x * BN
-        clear(acc)
-        fetch_k_contiguous(X, x_off, n_in, r0, rows, 0, n_in, ra, LA, tid)
-        fetch_k_contiguous(P, w_off, n_in, c0, n_out, 0, n_in, rb, LB, tid)
-        for k0 in range(0, n_in, BK):
-            stash_k_contiguous(ra, As, LA, tid)
-            stash_k_contiguous(rb, Bs, LB, tid)
-            cuda.syncthreads()
-            if k0 + BK < n_in:
-                fetch_k_contiguous(X, x_off, n_in, r0, rows, k0 + BK, n_in, ra, LA, tid)
-                fetch_k_contiguous(P, w_off, n_in, c0, n_out, k0 + BK, n_in, rb, LB, tid)
-            multiply_tiles(As, Bs, acc, tx, ty)
-            cuda.syncthreads()
+        forward_product(X, x_off, n_in, rows, P, w_off, n_in, n_out, -1, n_in, acc)
+        r0, c0 = thread_origin()
         for i in range(TM):
-            r = r0 + ty + i * TY
+            r = r0 + i * TY
             if r < rows:
                 for j in range(TN):
-                    c = c0 + tx + j * TX
+                    c = c0 + j * TX
                     if c < n_out:
                         z = acc[i, j] + P[b_off + c]
                         Z[z_off + r * n_out + c] = z
@@ -241,34 +267,14 @@ def gemm_kernels(dtype, tile):
         The output is (n_out, n_in + 1): column ``n_in`` multiplies ``D`` by ones (the bias
         gradient). Launch over ``grid(tile, n_out, n_in + 1)``.
         """
-        As = cuda.shared.array((BK, BMP), dt)
-        Bs = cuda.shared.array((BK, BNP), dt)
         acc = cuda.local.array((TM, TN), dt)
-        ra = cuda.local.array(LA, dt)
-        rb = cuda.local.array(LB, dt)
-        tid = cuda.threadIdx.x
-        tx = tid % TX
-        ty = tid // TX
-        r0 = cuda.blockIdx.y * BM
-        c0 = cuda.blockIdx.x * BN
-        clear(acc)
-        fetch_r_contiguous(D, d_off, n_out, r0, n_out, 0, rows, -1, ra, BM, LA, tid)
-        fetch_r_contiguous(A_prev, a_off, n_in, c0, n_in, 0, rows, n_in, rb, BN, LB, tid)
-        for k0 in range(0, rows, BK):
-            stash_r_contiguous(ra, As, BM, LA, tid)
-            stash_r_contiguous(rb, Bs, BN, LB, tid)
-            cuda.syncthreads()
-            if k0 + BK < rows:
-                k1 = k0 + BK
-                fetch_r_contiguous(D, d_off, n_out, r0, n_out, k1, rows, -1, ra, BM, LA, tid)
-                fetch_r_contiguous(A_prev, a_off, n_in, c0, n_in, k1, rows, n_in, rb, BN, LB, tid)
-            multiply_tiles(As, Bs, acc, tx, ty)
-            cuda.syncthreads()
+        weight_grad_product(D, d_off, n_out, n_out, A_prev, a_off, n_in, n_in, n_in, rows, acc)
+        r0, c0 = thread_origin()
         for i in range(TM):
-            o = r0 + ty + i * TY
+            o = r0 + i * TY
             if o < n_out:
                 for j in range(TN):
-                    c = c0 + tx + j * TX
+                    c = c0 + j * TX
                     if c < n_in:
                         G[w_off + o * n_in + c] = acc[i, j]
                     elif c == n_in:
@@ -282,33 +288,14 @@ def gemm_kernels(dtype, tile):
         ``D_prev``, ``Z_prev`` and ``A_prev`` are (rows, n_in) blocks at the same offset
         ``p_off`` of their buffers (the workspace layout).
         """
-        As = cuda.shared.array((BK, BMP), dt)
-        Bs = cuda.shared.array((BK, BNP), dt)
         acc = cuda.local.array((TM, TN), dt)
-        ra = cuda.local.array(LA, dt)
-        rb = cuda.local.array(LB, dt)
-        tid = cuda.threadIdx.x
-        tx = tid % TX
-        ty = tid // TX
-        r0 = cuda.blockIdx.y * BM
-        c0 = cuda.blockIdx.x * BN
-        clear(acc)
-        fetch_k_contiguous(D, d_off, n_out, r0, rows, 0, n_out, ra, LA, tid)
-        fetch_r_contiguous(P, w_off, n_in, c0, n_in, 0, n_out, -1, rb, BN, LB, tid)
-        for k0 in range(0, n_out, BK):
-            stash_k_contiguous(ra, As, LA, tid)
-            stash_r_contiguous(rb, Bs, BN, LB, tid)
-            cuda.syncthreads()
-            if k0 + BK < n_out:
-                fetch_k_contiguous(D, d_off, n_out, r0, rows, k0 + BK, n_out, ra, LA, tid)
-                fetch_r_contiguous(P, w_off, n_in, c0, n_in, k0 + BK, n_out, -1, rb, BN, LB, tid)
-            multiply_tiles(As, Bs, acc, tx, ty)
-            cuda.syncthreads()
+        input_grad_product(D, d_off, n_out, rows, P, w_off, n_in, n_in, -1, n_out, acc)
+        r0, c0 = thread_origin()
         for i in range(TM):
-            r = r0 + ty + i * TY
+            r = r0 + i * TY
             if r < rows:
                 for j in range(TN):
-                    c = c0 + tx + j * TX
+                    c = c0 + j * TX
                     if c < n_in:
                         idx = p_off + r * n_in + c
                         D_prev[idx] = acc[i, j] * derivative(act, Z_prev[idx], A_prev[idx])
