@@ -11,10 +11,12 @@ buffer ``P``; activations and deltas are (rows, width) row-major blocks of flat 
 
 Every kernel takes flat buffers plus integer offsets, so the host never slices device arrays on
 the hot path. A block computes a ``BM x BN`` tile of the output with ``(BM/TM) * (BN/TN)``
-threads, each accumulating a ``TM x TN`` register tile (strided by the thread grid, so global
-stores coalesce and shared-memory reads are conflict-free); K advances ``BK`` at a time through
-two shared-memory tiles stored k-major (padded by one column against bank conflicts), the next
-tiles' global loads prefetched into registers while the current ones are multiplied. Tile sizes
+threads, each accumulating a ``TM x TN`` register tile made of runs of up to 4 consecutive rows
+and columns (each run one vector load from shared memory; neighbouring threads hold
+neighbouring runs, so the loads are free of bank conflicts); K advances ``BK`` at a time through
+two shared-memory tiles stored k-major (padded by 4 elements against bank conflicts of the
+transposed stores), the next tiles' global loads prefetched into registers while the current
+ones are multiplied. Tile sizes
 must be compile-time constants, so :func:`gemm_kernels` builds one kernel set per
 ``(dtype, tile)`` and caches it.
 """
@@ -43,7 +45,7 @@ TILES = {
 #: SASS from ptxas 13.5, per thread): the rest is shared-memory loads, address arithmetic and the
 #: next tile's global loads. Bigger register tiles reuse each shared load for more FMAs. Static
 #: counts, not timings: a GPU run of ``python -m asv_benchmarks.gpu_gemm`` checks the choice.
-FMA_SHARE = {"huge": 0.58, "wide": 0.45, "large": 0.35, "small": 0.17}
+FMA_SHARE = {"huge": 0.65, "wide": 0.52, "large": 0.40, "small": 0.18}
 
 
 def choose_tile(m, n, n_sm):
@@ -115,8 +117,17 @@ def gemm_kernels(dtype, tile):
             f"tile {tile}: the {NT} threads must split BM*BK and BN*BK evenly, and be a multiple "
             "of BK, BM and BN"
         )
-    BMP = BM + 1  # padded shared-tile widths
-    BNP = BN + 1
+    # A thread's TM rows are TM / VM runs of VM consecutive rows (and likewise its columns), so
+    # that each run is one vector load from shared memory; consecutive threads hold consecutive
+    # runs, so a quarter warp's vector loads cover 128 contiguous bytes (no bank conflict).
+    VM = min(4, TM)
+    VN = min(4, TN)
+    if TM % VM or TN % VN:
+        raise ValueError(f"tile {tile}: TM and TN must be 1, 2 or multiples of 4")
+    # Shared tiles padded by 4 elements against bank conflicts of the transposed stores, which
+    # keeps every run 16-byte aligned.
+    BMP = BM + 4
+    BNP = BN + 4
     dt = numba.from_dtype(np.dtype(dtype))
     u64 = numba.uint64
 
@@ -176,15 +187,24 @@ def gemm_kernels(dtype, tile):
         return fetch, stash, n_loads
 
     @cuda.jit(device=True, inline="always")
+    def row_step(i):
+        # Row of accumulator row i relative to the thread's first row.
+        return (i // VM) * (TY * VM) + i % VM
+
+    @cuda.jit(device=True, inline="always")
+    def col_step(j):
+        return (j // VN) * (TX * VN) + j % VN
+
+    @cuda.jit(device=True, inline="always")
     def multiply_tiles(As, Bs, acc, tx, ty):
         a = cuda.local.array(TM, dt)
         b = cuda.local.array(TN, dt)
         for kk in range(BK):
             k = u64(kk)
             for i in range(TM):
-                a[i] = As[k, u64(ty + i * TY)]
+                a[i] = As[k, u64(ty * VM + row_step(i))]
             for j in range(TN):
-                b[j] = Bs[k, u64(tx + j * TX)]
+                b[j] = Bs[k, u64(tx * VN + col_step(j))]
             for i in range(TM):
                 for j in range(TN):
                     acc[i, j] += a[i] * b[j]
@@ -228,10 +248,9 @@ def gemm_kernels(dtype, tile):
 
     @cuda.jit(device=True, inline="always")
     def thread_origin():
-        # Output row and column of the thread's first accumulator; the others are TY rows and
-        # TX columns apart.
+        # Output row and column of the thread's first accumulator (see row_step, col_step).
         tid = cuda.threadIdx.x
-        return cuda.blockIdx.y * BM + tid // TX, cuda.blockIdx.x * BN + tid % TX
+        return cuda.blockIdx.y * BM + (tid // TX) * VM, cuda.blockIdx.x * BN + (tid % TX) * VN
 
     forward_product = block_product(True, True, False)  # X (rows, n_in) and W (n_out, n_in)
     weight_grad_product = block_product(False, False, True)  # D.T, [A_prev | 1].T; k: batch row
@@ -249,10 +268,10 @@ def gemm_kernels(dtype, tile):
         forward_product(X, x_off, n_in, rows, P, w_off, n_in, n_out, -1, n_in, acc)
         r0, c0 = thread_origin()
         for i in range(TM):
-            r = r0 + i * TY
+            r = r0 + row_step(i)
             if r < rows:
                 for j in range(TN):
-                    c = c0 + j * TX
+                    c = c0 + col_step(j)
                     if c < n_out:
                         z = acc[i, j] + P[b_off + c]
                         Z[z_off + r * n_out + c] = z
@@ -271,10 +290,10 @@ def gemm_kernels(dtype, tile):
         weight_grad_product(D, d_off, n_out, n_out, A_prev, a_off, n_in, n_in, n_in, rows, acc)
         r0, c0 = thread_origin()
         for i in range(TM):
-            o = r0 + i * TY
+            o = r0 + row_step(i)
             if o < n_out:
                 for j in range(TN):
-                    c = c0 + j * TX
+                    c = c0 + col_step(j)
                     if c < n_in:
                         G[w_off + o * n_in + c] = acc[i, j]
                     elif c == n_in:
@@ -292,10 +311,10 @@ def gemm_kernels(dtype, tile):
         input_grad_product(D, d_off, n_out, rows, P, w_off, n_in, n_in, -1, n_out, acc)
         r0, c0 = thread_origin()
         for i in range(TM):
-            r = r0 + i * TY
+            r = r0 + row_step(i)
             if r < rows:
                 for j in range(TN):
-                    c = c0 + j * TX
+                    c = c0 + col_step(j)
                     if c < n_in:
                         idx = p_off + r * n_in + c
                         D_prev[idx] = acc[i, j] * derivative(act, Z_prev[idx], A_prev[idx])
