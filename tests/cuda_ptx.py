@@ -85,7 +85,10 @@ def main(path):
         for config, kernel in _kernels(qualname, dtype).items():
             where = f"{qualname} ({dtype}{', ' + config if config else ''})"
             try:
-                ptx, _ = cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))
+                ptx, _ = cuda.compile_ptx(
+                    kernel.py_func, signature, cc=(9, 0),
+                    launch_bounds=kernel.targetoptions.get("launch_bounds"),
+                )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - reported, with the kernel named
                 problems.append(f"{where}: {type(exc).__name__}: {exc}")
                 continue

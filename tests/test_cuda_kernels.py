@@ -206,6 +206,10 @@ def test_gemm_tile_must_divide():
         dense.gemm_kernels("float32", (8, 8, 4, 3, 2))
     with pytest.raises(ValueError, match="split"):
         dense.gemm_kernels("float32", (8, 8, 2, 1, 1))  # 64 threads, 16-element tiles
+    with pytest.raises(ValueError, match="BK must be a multiple of 4"):
+        dense.gemm_kernels("float32", (8, 8, 2, 2, 2))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        dense.gemm_kernels("float32", (24, 12, 4, 6, 2))
 
 
 # ----------------------------------------------------------------------------- losses

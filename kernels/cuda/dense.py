@@ -26,7 +26,7 @@ import functools
 import numba
 import numpy as np
 
-from ...backends.cuda import cuda
+from ...backends.cuda import cuda, simulator_enabled
 from .activations import activate, derivative
 
 #: Tile configurations ``(BM, BN, BK, TM, TN)``, all of 256 threads but "tiny": "huge" (8 x 8
@@ -45,7 +45,7 @@ TILES = {
 #: SASS from ptxas 13.5, per thread): the rest is shared-memory loads, address arithmetic and the
 #: next tile's global loads. Bigger register tiles reuse each shared load for more FMAs. Static
 #: counts, not timings: a GPU run of ``python -m asv_benchmarks.gpu_gemm`` checks the choice.
-FMA_SHARE = {"huge": 0.65, "wide": 0.52, "large": 0.40, "small": 0.18}
+FMA_SHARE = {"huge": 0.66, "wide": 0.64, "large": 0.56, "small": 0.32}
 
 
 def choose_tile(m, n, n_sm):
@@ -117,19 +117,31 @@ def gemm_kernels(dtype, tile):
             f"tile {tile}: the {NT} threads must split BM*BK and BN*BK evenly, and be a multiple "
             "of BK, BM and BN"
         )
+    if BK % 4:
+        raise ValueError(f"tile {tile}: BK must be a multiple of 4 (the unrolled K steps)")
     # A thread's TM rows are TM / VM runs of VM consecutive rows (and likewise its columns), so
     # that each run is one vector load from shared memory; consecutive threads hold consecutive
     # runs, so a quarter warp's vector loads cover 128 contiguous bytes (no bank conflict).
     VM = min(4, TM)
     VN = min(4, TN)
     if TM % VM or TN % VN:
-        raise ValueError(f"tile {tile}: TM and TN must be 1, 2 or multiples of 4")
+        raise ValueError(f"tile {tile}: TM and TN must be at most 4 or multiples of 4")
     # Shared tiles padded by 4 elements against bank conflicts of the transposed stores, which
     # keeps every run 16-byte aligned.
     BMP = BM + 4
     BNP = BN + 4
     dt = numba.from_dtype(np.dtype(dtype))
     u64 = numba.uint64
+    # K steps per multiply loop iteration: 4, but 2 for 8 x 8 register tiles, where 4 took
+    # 168 registers per thread. In float32 those are also compiled for at least two resident
+    # blocks per multiprocessor (at most 128 registers per thread; 2 steps alone took 130). The
+    # smaller tiles stay under that bound by themselves and lose 2-7 % of FMA share when given
+    # it; float64 accumulators alone fill 128 registers (the bound made them spill). The
+    # simulator takes no launch bounds.
+    big = TM * TN >= 64
+    UNROLL = 2 if big else 4
+    bounded = big and np.dtype(dtype).itemsize == 4 and not simulator_enabled()
+    options = {"launch_bounds": (NT, 2)} if bounded else {}
 
     # Tile loads go global -> registers (``fetch``) -> shared memory (``stash``), so that the
     # next K tile's global loads are in flight while the current tile is multiplied. Every loop
@@ -196,18 +208,27 @@ def gemm_kernels(dtype, tile):
         return (j // VN) * (TX * VN) + j % VN
 
     @cuda.jit(device=True, inline="always")
+    def multiply_step(As, Bs, acc, a, b, k, tx, ty):
+        for i in range(TM):
+            a[i] = As[k, u64(ty * VM + row_step(i))]
+        for j in range(TN):
+            b[j] = Bs[k, u64(tx * VN + col_step(j))]
+        for i in range(TM):
+            for j in range(TN):
+                acc[i, j] += a[i] * b[j]
+
+    @cuda.jit(device=True, inline="always")
     def multiply_tiles(As, Bs, acc, tx, ty):
         a = cuda.local.array(TM, dt)
         b = cuda.local.array(TN, dt)
-        for kk in range(BK):
-            k = u64(kk)
-            for i in range(TM):
-                a[i] = As[k, u64(ty * VM + row_step(i))]
-            for j in range(TN):
-                b[j] = Bs[k, u64(tx * VN + col_step(j))]
-            for i in range(TM):
-                for j in range(TN):
-                    acc[i, j] += a[i] * b[j]
+        # Several k per iteration: the compiler does not unroll a loop this long by itself, and
+        # the loop's own counting and addressing cost about as much as a step's shared loads.
+        for kk in range(0, BK, UNROLL):
+            multiply_step(As, Bs, acc, a, b, u64(kk), tx, ty)
+            multiply_step(As, Bs, acc, a, b, u64(kk + 1), tx, ty)
+            if UNROLL == 4:
+                multiply_step(As, Bs, acc, a, b, u64(kk + 2), tx, ty)
+                multiply_step(As, Bs, acc, a, b, u64(kk + 3), tx, ty)
 
     def block_product(a_k_contiguous, b_k_contiguous, b_with_ones):
         """A device function accumulating this block's ``BM x BN`` tile of ``A @ B.T`` into
@@ -256,7 +277,7 @@ def gemm_kernels(dtype, tile):
     weight_grad_product = block_product(False, False, True)  # D.T, [A_prev | 1].T; k: batch row
     input_grad_product = block_product(True, False, False)  # D (rows, n_out) and W.T
 
-    @cuda.jit(cache=True)
+    @cuda.jit(cache=True, **options)
     def forward(X, x_off, P, w_off, b_off, Z, z_off, A, a_off, rows, n_in, n_out, act, store_act):
         """``Z = X @ W.T + b`` and, if ``store_act``, ``A = f(Z)`` for activation code ``act``.
 
@@ -278,7 +299,7 @@ def gemm_kernels(dtype, tile):
                         if store_act:
                             A[a_off + r * n_out + c] = activate(act, z)
 
-    @cuda.jit(cache=True)
+    @cuda.jit(cache=True, **options)
     def weight_grad(D, d_off, A_prev, a_off, G, w_off, b_off, rows, n_in, n_out):
         """``dW = D.T @ A_prev`` into ``G[w_off:]`` and ``db = sum_rows D`` into ``G[b_off:]``.
 
@@ -299,7 +320,7 @@ def gemm_kernels(dtype, tile):
                     elif c == n_in:
                         G[b_off + o] = acc[i, j]
 
-    @cuda.jit(cache=True)
+    @cuda.jit(cache=True, **options)
     def input_grad(D, d_off, P, w_off, D_prev, p_off, Z_prev, A_prev, rows, n_in, n_out, act):
         """``D_prev = (D @ W) * f'(Z_prev)`` for the previous layer's activation code ``act``.
 
