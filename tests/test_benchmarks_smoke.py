@@ -4,6 +4,7 @@ No timing is asserted: speed is measured by the benchmarks themselves, never by 
 """
 
 import importlib
+import importlib.util
 import inspect
 import itertools
 import os
@@ -121,3 +122,14 @@ def test_gpu_gemm_sweep_checks_every_product_on_the_simulator():
     kernels = [row.split("|")[2].strip() for row in rows]
     assert kernels == ["forward", "weight_grad", "forward", "weight_grad", "input_grad"]
     assert "WRONG" not in result.stdout
+
+
+def test_gpu_checks_script_parses_and_names_existing_files():
+    # It runs only on a GPU machine; here: valid bash, and every test file or module it runs exists.
+    script = ROOT / "asv_benchmarks" / "gpu_checks.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    text = script.read_text()
+    for path in ("tests/test_cuda_kernels.py", "tests/test_cuda_engine.py"):
+        assert path in text and (ROOT / path).exists()
+    for module in ("asv_benchmarks.gpu_gemm", "asv_benchmarks.peers"):
+        assert module in text and importlib.util.find_spec(module) is not None

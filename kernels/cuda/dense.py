@@ -22,6 +22,7 @@ must be compile-time constants, so :func:`gemm_kernels` builds one kernel set pe
 """
 
 import functools
+import inspect
 
 import numba
 import numpy as np
@@ -75,6 +76,12 @@ def choose_tile(m, n, n_sm):
         return -(-(cols * rows) // n_sm) * tile[0] * tile[1] / FMA_SHARE[name]
 
     return TILES[min(FMA_SHARE, key=cost)]
+
+
+#: Whether ``cuda.jit`` takes ``launch_bounds`` (recent numba-cuda releases; never the simulator).
+_JIT_TAKES_LAUNCH_BOUNDS = (
+    not simulator_enabled() and "launch_bounds" in inspect.signature(cuda.jit).parameters
+)
 
 
 def threads_per_block(tile):
@@ -140,7 +147,7 @@ def gemm_kernels(dtype, tile):
     # simulator takes no launch bounds.
     big = TM * TN >= 64
     UNROLL = 2 if big else 4
-    bounded = big and np.dtype(dtype).itemsize == 4 and not simulator_enabled()
+    bounded = big and np.dtype(dtype).itemsize == 4 and _JIT_TAKES_LAUNCH_BOUNDS
     options = {"launch_bounds": (NT, 2)} if bounded else {}
 
     # Tile loads go global -> registers (``fetch``) -> shared memory (``stash``), so that the
