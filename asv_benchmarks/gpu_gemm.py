@@ -51,7 +51,7 @@ def _time_launches(cuda, launch, repeats):
     return start.elapsed_time(stop) / 1e3 / repeats
 
 
-def time_fastdnn(cuda, dense, kernel, m, n, k, tile, repeats, rng):
+def fastdnn_seconds(cuda, dense, kernel, m, n, k, tile, repeats, rng):
     """Seconds per launch of ``kernel`` for an m x n output of depth k with ``tile``, and the
     largest error of its result against NumPy relative to the result's largest magnitude
     (ReLU and its derivative in the epilogues; random data in [0, 1))."""
@@ -89,7 +89,7 @@ def time_fastdnn(cuda, dense, kernel, m, n, k, tile, repeats, rng):
     return seconds, error
 
 
-def time_torch(kernel, m, n, k, repeats):
+def torch_seconds(kernel, m, n, k, repeats):
     """Seconds per ``torch.matmul`` of the same product on the GPU, or None without one."""
     try:
         import torch
@@ -158,11 +158,13 @@ def main(argv=None):
             chosen = dense.choose_tile(m, n, n_sm)
             rates = {}
             for name, tile in tiles.items():
-                seconds, error = time_fastdnn(cuda, dense, kernel, m, n, k, tile, args.repeats, rng)
+                seconds, error = fastdnn_seconds(
+                    cuda, dense, kernel, m, n, k, tile, args.repeats, rng
+                )
                 rates[name] = flops / seconds / 1e9
                 if error > 1e-4:
                     wrong.append(f"{wname} {kernel} {layer} {name}: relative error {error:.1e}")
-            torch_s = None if args.simulate else time_torch(kernel, m, n, k, args.repeats)
+            torch_s = None if args.simulate else torch_seconds(kernel, m, n, k, args.repeats)
             cells = [f"{rates[name]:,.0f}{'*' if tiles[name] == chosen else ''}" for name in names]
             torch_cell = "-" if torch_s is None else f"{flops / torch_s / 1e9:,.0f}"
             best = max(rates, key=rates.get)
