@@ -46,7 +46,7 @@ TILES = {
 #: SASS from ptxas 13.5, per thread): the rest is shared-memory loads, address arithmetic and the
 #: next tile's global loads. Bigger register tiles reuse each shared load for more FMAs. Static
 #: counts, not timings: a GPU run of ``python -m asv_benchmarks.gpu_gemm`` checks the choice.
-FMA_SHARE = {"huge": 0.66, "wide": 0.64, "large": 0.56, "small": 0.32}
+FMA_SHARE = {"huge": 0.74, "wide": 0.66, "large": 0.59, "small": 0.34}
 
 
 def choose_tile(m, n, n_sm):
@@ -159,40 +159,59 @@ def gemm_kernels(dtype, tile):
     # negative-index wraparound code, which kept the compiler from unrolling and from folding
     # the constant offsets into the shared-memory loads.
     def operand(k_contiguous, extent, with_ones):
-        """``(fetch, stash, n_loads)`` of an operand tile of ``extent`` rows (BM or BN) by BK.
+        """``(locate, fetch, stash, n_loads)`` of an operand tile of ``extent`` rows (BM or BN)
+        by BK.
 
         Element (rr, kk) of the tile is ``src[off + (r0 + rr) * ld + k0 + kk]`` when the matrix
         is k-contiguous (consecutive threads read consecutive k), else
         ``src[off + (k0 + kk) * ld + r0 + rr]`` (consecutive threads read consecutive rr): both
         coalesced. Outside the matrix it is 0, except that row ``ones_at`` reads 1 when
         ``with_ones`` (a compile-time flag, so the other operands pay no compare). The shared
-        tile is k-major, padded by one column against bank conflicts.
+        tile is k-major, padded by 4 elements against bank conflicts.
+
+        ``locate`` computes, once per kernel, where a thread's loads are: the flat index of its
+        first load at ``k0 = 0``, the index step between its loads and between K tiles, the
+        row-validity bits and the k of its first load. ``fetch`` then only adds: the index
+        arithmetic (64-bit multiplies) and row compares stay out of the K loop.
         """
         n_loads = extent * BK // NT
         step = NT // BK if k_contiguous else NT // extent  # rows (or k) further per load
 
         @cuda.jit(device=True, inline="always")
-        def fetch(src, off, ld, r0, r_lim, k0, k_lim, ones_at, regs, tid):
+        def locate(off, ld, r0, r_lim, ones_at, tid):
             if k_contiguous:
                 r = r0 + tid // BK
-                k = k0 + tid % BK
-            else:
-                r = r0 + tid % extent
-                k = k0 + tid // extent
+                k = tid % BK
+                base = off + r * ld + k
+                valid = 0  # bit q: load q's row is inside the matrix
+                for q in range(n_loads):
+                    if r + q * step < r_lim:
+                        valid |= 1 << q
+                return base, step * ld, BK, valid, k
+            r = r0 + tid % extent
+            k = tid // extent
+            valid = 0  # bit 0: the row is inside the matrix; bit 1: it is the ones row
+            if r < r_lim:
+                valid = 1
+            elif with_ones and r == ones_at:
+                valid = 2
+            return off + k * ld + r, step * ld, BK * ld, valid, k
+
+        @cuda.jit(device=True, inline="always")
+        def fetch(src, index, index_step, valid, k, k_lim, regs):
             for q in range(n_loads):
                 v = dt(0.0)
-                if k < k_lim:
-                    if r < r_lim:
-                        if k_contiguous:
-                            v = src[u64(off + r * ld + k)]
-                        else:
-                            v = src[u64(off + k * ld + r)]
-                    elif with_ones and r == ones_at:
+                if k_contiguous:
+                    if k < k_lim and (valid >> q) & 1:
+                        v = src[u64(index)]
+                elif k < k_lim:
+                    if valid == 1:
+                        v = src[u64(index)]
+                    elif with_ones and valid == 2:
                         v = dt(1.0)
                 regs[q] = v
-                if k_contiguous:
-                    r += step
-                else:
+                index += index_step
+                if not k_contiguous:
                     k += step
 
         @cuda.jit(device=True, inline="always")
@@ -203,7 +222,7 @@ def gemm_kernels(dtype, tile):
                 else:
                     sh[u64(tid // extent + q * step), u64(tid % extent)] = regs[q]
 
-        return fetch, stash, n_loads
+        return locate, fetch, stash, n_loads
 
     @cuda.jit(device=True, inline="always")
     def row_step(i):
@@ -245,8 +264,8 @@ def gemm_kernels(dtype, tile):
         columns); each is k-contiguous or not, with leading dimension ``*_ld`` at offset
         ``*_off``; if ``b_with_ones``, row ``ones_at`` of ``B`` past ``b_lim`` reads ones.
         """
-        fetch_a, stash_a, la = operand(a_k_contiguous, BM, False)
-        fetch_b, stash_b, lb = operand(b_k_contiguous, BN, b_with_ones)
+        locate_a, fetch_a, stash_a, la = operand(a_k_contiguous, BM, False)
+        locate_b, fetch_b, stash_b, lb = operand(b_k_contiguous, BN, b_with_ones)
 
         @cuda.jit(device=True, inline="always")
         def product(A, a_off, a_ld, a_lim, B, b_off, b_ld, b_lim, ones_at, depth, acc):
@@ -260,15 +279,23 @@ def gemm_kernels(dtype, tile):
             for i in range(TM):
                 for j in range(TN):
                     acc[i, j] = dt(0.0)
-            fetch_a(A, a_off, a_ld, r0, a_lim, 0, depth, -1, ra, tid)
-            fetch_b(B, b_off, b_ld, c0, b_lim, 0, depth, ones_at, rb, tid)
+            a_index, a_step, a_tile_step, a_valid, a_k = locate_a(a_off, a_ld, r0, a_lim, -1, tid)
+            b_index, b_step, b_tile_step, b_valid, b_k = locate_b(
+                b_off, b_ld, c0, b_lim, ones_at, tid
+            )
+            fetch_a(A, a_index, a_step, a_valid, a_k, depth, ra)
+            fetch_b(B, b_index, b_step, b_valid, b_k, depth, rb)
             for k0 in range(0, depth, BK):
                 stash_a(ra, As, tid)
                 stash_b(rb, Bs, tid)
                 cuda.syncthreads()
                 if k0 + BK < depth:
-                    fetch_a(A, a_off, a_ld, r0, a_lim, k0 + BK, depth, -1, ra, tid)
-                    fetch_b(B, b_off, b_ld, c0, b_lim, k0 + BK, depth, ones_at, rb, tid)
+                    a_index += a_tile_step
+                    b_index += b_tile_step
+                    a_k += BK
+                    b_k += BK
+                    fetch_a(A, a_index, a_step, a_valid, a_k, depth, ra)
+                    fetch_b(B, b_index, b_step, b_valid, b_k, depth, rb)
                 multiply_tiles(As, Bs, acc, tid % TX, tid // TX)
                 cuda.syncthreads()
 
