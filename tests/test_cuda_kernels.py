@@ -210,6 +210,8 @@ def test_gemm_tile_must_divide():
         dense.gemm_kernels("float32", (8, 8, 2, 2, 2))
     with pytest.raises(ValueError, match="multiples of 4"):
         dense.gemm_kernels("float32", (24, 12, 4, 6, 2))
+    with pytest.raises(ValueError, match="at most 32 loads"):
+        dense.gemm_kernels("float32", (64, 64, 64, 8, 8))  # 64 threads, 64 loads each
 
 
 # ----------------------------------------------------------------------------- losses

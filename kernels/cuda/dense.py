@@ -126,6 +126,8 @@ def gemm_kernels(dtype, tile):
         )
     if BK % 4:
         raise ValueError(f"tile {tile}: BK must be a multiple of 4 (the unrolled K steps)")
+    if max(BM, BN) * BK // NT > 32:
+        raise ValueError(f"tile {tile}: at most 32 loads per thread and tile (a bit mask each)")
     # A thread's TM rows are TM / VM runs of VM consecutive rows (and likewise its columns), so
     # that each run is one vector load from shared memory; consecutive threads hold consecutive
     # runs, so a quarter warp's vector loads cover 128 contiguous bytes (no bank conflict).
