@@ -201,6 +201,39 @@ def test_input_gradient_gemm_applies_derivative(dtype, act, tile):
     np.testing.assert_array_equal(out[d_off:].reshape(rows, n_out), D)  # D is left as it was
 
 
+@pytest.mark.parametrize("tile", [name for name in GEMM_TILES if name != "tiny"])
+def test_gemms_with_several_loads_per_thread(tile):
+    # Shapes past one load step of every operand of the production tiles (a 256-thread block
+    # loads 32 rows of a k-contiguous operand, or 2 to 8 k of another, per step), with partial
+    # row, column and K tiles: each thread's later loads are in, partly in or out of range.
+    rows, n_in, n_out = 37, 19, 70
+    tile = dense.TILES[tile]
+    forward, weight_grad, input_grad = dense.gemm_kernels("float32", tile)
+    X, W, b, P, w_off, b_off = _layer(_rng(7), rows, n_in, n_out, np.float32)
+    Z, _ = _forward_gpu(X, P, w_off, b_off, rows, n_in, n_out, cpu_act.LINEAR, 0, np.float32, tile)
+    _close(Z, X @ W.T + b, scale=10)
+
+    D = _rng(8).standard_normal((rows, n_out)).astype(np.float32)
+    G = _dev(np.zeros(n_out * (n_in + 1), np.float32))
+    weight_grad[dense.grid(tile, n_out, n_in + 1), dense.threads_per_block(tile)](
+        _dev(D), 0, _dev(X), 0, G, 0, n_out * n_in, rows, n_in, n_out
+    )
+    g = G.copy_to_host()
+    _close(g[: n_out * n_in].reshape(n_out, n_in), D.T @ X, scale=10)
+    _close(g[n_out * n_in :], D.sum(axis=0), scale=10)
+
+    # The input gradient of a 70-wide layer under a 12-wide one: its output is 37 x 70.
+    n_in, n_out = 70, 12
+    D = _rng(9).standard_normal((rows, n_out)).astype(np.float32)
+    W = _rng(10).standard_normal((n_out, n_in)).astype(np.float32)
+    D_prev = _dev(np.zeros(rows * n_in, np.float32))
+    Z_prev = _dev(np.ones(rows * n_in, np.float32))  # linear: the derivative is 1
+    input_grad[dense.grid(tile, rows, n_in), dense.threads_per_block(tile)](
+        _dev(D), 0, _dev(W), 0, D_prev, 0, Z_prev, Z_prev, rows, n_in, n_out, cpu_act.LINEAR
+    )
+    _close(D_prev.copy_to_host().reshape(rows, n_in), D @ W, scale=10)
+
+
 def test_gemm_tile_must_divide():
     with pytest.raises(ValueError, match="TM must divide BM"):
         dense.gemm_kernels("float32", (8, 8, 4, 3, 2))
