@@ -521,10 +521,10 @@ class Sequential:
         """
         X = as_matrix(X, "X", self.n_features_in, self.dtype)
         batch_size = positive_int(batch_size, "batch_size")
-        if self.device == "cuda":
-            return self._cuda_engine(upload=True).predict(X, batch_size)
-        out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         with self._borrowed_scratch() as scratch:
+            if self.device == "cuda":
+                return self._inference_engine(scratch).predict(X, batch_size)
+            out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
             ws_off, Zbuf = self._workspace(min(batch_size, X.shape[0]), ["Z"], scratch)
             _net.predict(
                 X, batch_size, self._sizes, self._acts, self._params, self._w_off, self._b_off,
@@ -535,7 +535,7 @@ class Sequential:
     def _evaluate_sums(self, X, Y, weight, batch_size, scratch):
         """Summed (weighted) loss and correct predictions over validated arrays."""
         if self.device == "cuda":
-            return self._cuda_engine(upload=True).evaluate((X, Y, weight), batch_size)
+            return self._inference_engine(scratch).evaluate((X, Y, weight), batch_size)
         ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), ["Z", "A"], scratch)
         return _net.evaluate(
             X, Y, weight, batch_size, self._sizes, self._acts, LOSSES[self.loss], self._params,
@@ -572,7 +572,8 @@ class Sequential:
         self._require_compiled("loss_and_gradients")
         X, Y, weight = self._data(X, y)
         if self.device == "cuda":
-            loss_sum, _, grads = self._cuda_engine(upload=True).gradients(X, Y, weight)
+            with self._borrowed_scratch() as scratch:
+                loss_sum, _, grads = self._inference_engine(scratch).gradients(X, Y, weight)
         else:
             ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], ("Z", "A", "D"))
             grads = np.zeros_like(self._params)
@@ -670,21 +671,36 @@ class Sequential:
         meta, arrays = self._archive()
         _io.save_archive(path, type(self).__name__, meta, arrays)
 
-    def _cuda_engine(self, upload=False):
-        """A :class:`fastdnn.backends.cuda.CudaEngine` for this network and its ``compile``
-        settings (an inference-only one before ``compile``); with ``upload``, holding the
-        current parameters."""
+    def _cuda_engine_settings(self):
+        """``(loss code, optimizer code, optimizer slots, l1, l2)`` of a CUDA engine for the
+        ``compile`` settings (an inference-only engine's before ``compile``)."""
+        if self.loss is None:
+            return _loss_kernels.MSE, _opt_kernels.SGD, 0, self.l1, self.l2
+        opt = self.optimizer
+        return LOSSES[self.loss], opt.code, opt.n_slots, self.l1, self.l2
+
+    def _cuda_engine(self):
+        """A new :class:`fastdnn.backends.cuda.CudaEngine` for this network and its
+        ``compile`` settings; nothing is on the device until its ``upload``."""
         from .backends.cuda import CudaEngine
 
-        compiled = self.loss is not None
-        engine = CudaEngine(
+        return CudaEngine(
             self._sizes, self._acts, self._w_off, self._b_off, self._n_weights,
-            LOSSES[self.loss] if compiled else _loss_kernels.MSE,
-            self.optimizer.code if compiled else _opt_kernels.SGD,
-            self.optimizer.n_slots if compiled else 0, self.l1, self.l2, self.dtype,
+            *self._cuda_engine_settings(), self.dtype,
         )  # fmt: skip
-        if upload:
+
+    def _inference_engine(self, scratch):
+        """A CUDA engine holding the current parameters, for predict, evaluate and gradients.
+
+        It is kept in ``scratch`` between calls (rebuilt when the ``compile`` settings change):
+        a repeated call (batch scoring in chunks) copies only the parameters to the device,
+        instead of building an engine and allocating its buffers each time.
+        """
+        engine = scratch.cuda_engine(self._cuda_engine_settings(), self._cuda_engine)
+        if engine.params is None:
             engine.upload(self._params)
+        else:
+            engine.set_params(self._params)
         return engine
 
     def to_onnx(self, path, opset=17):
@@ -708,11 +724,19 @@ class _Scratch:
 
     def __init__(self):
         self._arrays = {}
+        self._engine_key = self._engine = None
 
     def kept(self):
         """This scratch if it holds at most ``KEEP_BYTES``, else None (let it be freed)."""
         held = sum(array.nbytes for array in self._arrays.values())
         return self if held <= self.KEEP_BYTES else None
+
+    def cuda_engine(self, key, build):
+        """The CUDA engine kept for ``key``, or a new one from ``build()`` (kept instead) when
+        the key differs. Its device memory does not count towards ``KEEP_BYTES``."""
+        if self._engine is None or self._engine_key != key:
+            self._engine, self._engine_key = build(), key
+        return self._engine
 
     def get(self, name, size, dtype):
         """A 1-D buffer of ``size`` elements of ``dtype`` named ``name`` (contents undefined)."""

@@ -301,6 +301,38 @@ def test_autoencoder_and_estimator_pass_the_device_through():
     assert regressor.fit(X, X[:, 0]).model_.device == "cuda"
 
 
+def test_repeated_inference_keeps_one_engine_and_follows_the_weights():
+    # Batch scoring calls predict chunk by chunk: the engine and its device buffers are kept
+    # between calls; only the current parameters are copied each time.
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((9, N_IN)), rng.integers(0, N_OUT, 9)
+    layers = [fd.Dense(N_IN, N_HIDDEN, "relu"), fd.Dense(N_HIDDEN, N_OUT, "softmax")]
+    gpu = fd.Sequential(layers, seed=5, device="cuda")
+    cpu = fd.Sequential(layers, seed=5)
+    np.testing.assert_allclose(gpu.predict(X[:4]), cpu.predict(X[:4]), **TOL)
+    engine = gpu._scratch._engine
+    np.testing.assert_allclose(gpu.predict(X[4:]), cpu.predict(X[4:]), **TOL)
+    assert gpu._scratch._engine is engine
+    weights = [(2 * W, b - 1) for W, b in cpu.get_weights()]
+    gpu.set_weights(weights)
+    cpu.set_weights(weights)
+    np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), **TOL)
+    assert gpu._scratch._engine is engine
+    # compile changes the loss the engine computes: a new engine, and the right loss
+    for model in (gpu, cpu):
+        model.compile("cross_entropy", fd.SGD(lr=0.1), l2=0.01)
+    np.testing.assert_allclose(gpu.evaluate(X, y)["loss"], cpu.evaluate(X, y)["loss"], rtol=1e-5)
+    assert gpu._scratch._engine is not engine
+    loss_gpu, grads_gpu = gpu.loss_and_gradients(X, y)
+    loss_cpu, grads_cpu = cpu.loss_and_gradients(X, y)
+    np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
+    for (dW_gpu, db_gpu), (dW_cpu, db_cpu) in zip(grads_gpu, grads_cpu):
+        np.testing.assert_allclose(dW_gpu, dW_cpu, **TOL)
+        np.testing.assert_allclose(db_gpu, db_cpu, **TOL)
+    # The engine is device memory, not state: a pickled model leaves it behind.
+    assert "_scratch" not in gpu.__getstate__()
+
+
 # ----------------------------------------------------------------------------- save / load
 def _fitted(device):
     rng = np.random.default_rng(0)
