@@ -416,7 +416,7 @@ class CudaEngine:
         Y : ndarray (n, n_out), optional
             Targets (needed for training and evaluation).
         sample_weight : ndarray (n,), optional
-            Ones when omitted.
+            Ones when omitted (none at all without targets: prediction needs no weights).
         resident : bool, optional
             Force (True) or forbid (False) the device copy; by default it is made when the data
             is at most ``max_resident_bytes`` (half the free device memory by default).
@@ -430,19 +430,19 @@ class CudaEngine:
             if Y.shape != (n, self.sizes[-1]):
                 raise ValueError(f"Y must have shape ({n}, {self.sizes[-1]}), got {Y.shape}")
         if sample_weight is None:
-            weight = np.ones(n, dtype=self.dtype)
+            weight = None if Y is None else np.ones(n, dtype=self.dtype)
         else:
             weight = np.ascontiguousarray(sample_weight, dtype=self.dtype).reshape(-1)
             if weight.size != n:
                 raise ValueError(f"sample_weight must have shape ({n},), got {weight.shape}")
-        nbytes = X.nbytes + weight.nbytes + (0 if Y is None else Y.nbytes)
+        nbytes = sum(a.nbytes for a in (X, Y, weight) if a is not None)
         if resident is None:
             resident = nbytes <= self._resident_limit()
         if not resident:
             return DeviceDataset(X, Y, weight, False)
         d_X = cuda.to_device(X.reshape(-1))
         d_Y = cuda.to_device(Y.reshape(-1)) if Y is not None else None
-        d_weight = cuda.to_device(weight)
+        d_weight = cuda.to_device(weight) if weight is not None else None
         return DeviceDataset(X, Y, weight, True, d_X, d_Y, d_weight)
 
     def _resident_limit(self):
