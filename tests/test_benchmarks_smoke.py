@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,3 +134,21 @@ def test_gpu_checks_script_parses_and_names_existing_files():
         assert path in text and (ROOT / path).exists()
     for module in ("asv_benchmarks.gpu_gemm", "asv_benchmarks.peers"):
         assert module in text and importlib.util.find_spec(module) is not None
+
+
+def test_peer_gpu_runner_trains_epochs_of_one_fit():
+    # Under the simulator here: the runner sets the fit up once and each call trains an epoch.
+    sys.path.insert(0, str(ROOT))
+    peers = importlib.import_module("asv_benchmarks.peers")
+    workloads = importlib.import_module("asv_benchmarks.workloads")
+    tiny = workloads.Workload("T", (5, 7, 3), "softmax", "cross_entropy", "adam", 4, 12)
+    X, y = tiny.data()
+    runner = peers.FastDNNCuda(tiny, X, y)
+    assert runner.model.device == "cuda"
+    engine = runner.runner.engine
+    runner.epoch()
+    runner.epoch()
+    assert runner.runner.engine is engine and engine.step == 2 * 3  # 3 batches an epoch
+    before = runner.model._params.copy()
+    runner.runner.sync()
+    assert not np.array_equal(runner.model._params, before)
