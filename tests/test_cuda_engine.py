@@ -401,3 +401,26 @@ def test_load_hint_only_when_cuda_is_unusable(tmp_path, monkeypatch):
     monkeypatch.setitem(fd.io._LOADERS, "Sequential", (broken, ("cpu", "cuda")))
     with pytest.raises(RuntimeError, match="^loader failed$"):
         fd.load(path)
+
+
+def test_gemm_tile_from_the_environment(monkeypatch):
+    # For A/B runs of whole trainings on a GPU: FASTDNN_CUDA_TILE forces one tile everywhere.
+    from fastdnn.kernels.cuda import dense
+
+    model = _model("cross_entropy", fd.SGD(lr=0.1))
+    X, Y, weight = _data(model, n=6)
+    monkeypatch.setenv("FASTDNN_CUDA_TILE", "small")
+    engine = _engine(model)
+    assert engine._tile == dense.TILES["small"]
+    loss_gpu, _, _ = engine.train_epoch(
+        (X, Y, weight), np.arange(6), 6, model.optimizer.hyperparameters(model.dtype)
+    )
+    loss_cpu, _, _ = _EpochRunner(model, X, Y, weight, 6).train(
+        np.arange(6), model.optimizer.hyperparameters(model.dtype)
+    )
+    np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
+    _assert_same_state(engine, model)
+    assert _engine(model, tile="tiny")._tile == dense.TILES["tiny"]  # the argument wins
+    monkeypatch.setenv("FASTDNN_CUDA_TILE", "enormous")
+    with pytest.raises(ValueError, match="unknown GEMM tile 'enormous'.*huge, wide"):
+        _engine(model)

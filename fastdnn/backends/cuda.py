@@ -28,6 +28,7 @@ Typical use (what ``Sequential`` does with ``device="cuda"``)::
 
 import importlib.util
 import math
+import os
 import warnings
 
 import numpy as np
@@ -217,9 +218,11 @@ class CudaEngine:
         Weight penalties, as in ``Sequential.compile``.
     dtype : {"float32", "float64"}, default "float32"
     tile : str or tuple, optional
-        GEMM tile (a key of ``kernels.cuda.dense.TILES`` or ``(BM, BN, BK, TM, TN)``). By default
-        "tiny" under the simulator, else chosen per product by ``kernels.cuda.dense.choose_tile``
-        (big register tiles for outputs that fill the GPU with them, smaller ones otherwise).
+        GEMM tile (a key of ``kernels.cuda.dense.TILES`` or ``(BM, BN, BK, TM, TN)``) for every
+        product. By default the environment variable ``FASTDNN_CUDA_TILE`` (a key; for A/B runs
+        of whole trainings), else "tiny" under the simulator, else chosen per product by
+        ``kernels.cuda.dense.choose_tile`` (big register tiles for outputs that fill the GPU
+        with them, smaller ones otherwise).
     threads : int, optional
         Threads per block of the loss, reduction and elementwise kernels (a power of two);
         16 under the simulator, 256 on a GPU.
@@ -261,9 +264,18 @@ class CudaEngine:
         self.l2 = self.dtype.type(l2)
         sim = simulator_enabled()
         if tile is None:
+            tile = os.environ.get("FASTDNN_CUDA_TILE") or None
+        if tile is None:
             self._tile = dense.TILES["tiny"] if sim else None
+        elif isinstance(tile, str):
+            if tile not in dense.TILES:
+                raise ValueError(
+                    f"unknown GEMM tile {tile!r} (tile= or FASTDNN_CUDA_TILE): choose one of "
+                    f"{', '.join(dense.TILES)}"
+                )
+            self._tile = dense.TILES[tile]
         else:
-            self._tile = dense.TILES[tile] if isinstance(tile, str) else tuple(tile)
+            self._tile = tuple(tile)
         self.threads = int(threads) if threads is not None else (16 if sim else 256)
         self.max_resident_bytes = max_resident_bytes
         self._n_sm = None if sim else int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
