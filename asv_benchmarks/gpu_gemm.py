@@ -15,6 +15,7 @@ on tiny shapes (a smoke test of the code path; its times mean nothing).
 
 import argparse
 import sys
+import time
 
 import numpy as np
 
@@ -40,15 +41,15 @@ def products(sizes, batch):
 
 
 def _time_launches(cuda, launch, repeats):
-    """Seconds per launch: CUDA events around ``repeats`` back-to-back launches after one."""
+    """Seconds per launch of ``repeats`` back-to-back launches after one, timed like
+    :func:`torch_seconds` (wall clock between device synchronisations)."""
     launch()
-    start, stop = cuda.event(), cuda.event()
-    start.record()
+    cuda.synchronize()
+    start = time.perf_counter()
     for _ in range(repeats):
         launch()
-    stop.record()
-    stop.synchronize()
-    return start.elapsed_time(stop) / 1e3 / repeats
+    cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
 
 
 def fastdnn_seconds(cuda, dense, kernel, m, n, k, tile, repeats, rng):
@@ -89,29 +90,35 @@ def fastdnn_seconds(cuda, dense, kernel, m, n, k, tile, repeats, rng):
     return seconds, error
 
 
-def torch_seconds(kernel, m, n, k, repeats):
-    """Seconds per ``torch.matmul`` of the same product on the GPU, or None without one."""
+def torch_operands(torch, kernel, m, n, k, device):
+    """The two ``torch.matmul`` operands of a product, laid out as fastdnn's kernel reads them:
+    ``X @ W.T`` (forward), ``D.T @ A_prev`` (weight gradient), ``D @ W`` (input gradient)."""
+    if kernel == "forward":
+        return torch.rand(m, k, device=device), torch.rand(n, k, device=device).t()
+    if kernel == "weight_grad":
+        return torch.rand(k, m, device=device).t(), torch.rand(k, n, device=device)
+    return torch.rand(m, k, device=device), torch.rand(k, n, device=device)
+
+
+def torch_seconds(kernel, m, n, k, repeats, device="cuda"):
+    """Seconds per ``torch.matmul`` of the same product on ``device``, or None where PyTorch
+    or the device is missing (``device="cpu"`` for a check of this function without a GPU)."""
     try:
         import torch
     except ImportError:
         return None
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         return None
-    a = torch.rand(m, k, device="cuda")
-    b = torch.rand(n, k, device="cuda") if kernel == "forward" else torch.rand(k, n, device="cuda")
-    if kernel == "forward":
-        b = b.t()  # X @ W.T, as nn.Linear
-    elif kernel == "weight_grad":
-        a = torch.rand(k, m, device="cuda").t()  # D.T @ A_prev
-    torch.matmul(a, b)
-    start = torch.cuda.Event(enable_timing=True)
-    stop = torch.cuda.Event(enable_timing=True)
-    start.record()
+    a, b = torch_operands(torch, kernel, m, n, k, device)
+    if torch.matmul(a, b).shape != (m, n):
+        raise AssertionError(f"{kernel}: torch product is not {m} x {n}")
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    synchronize()
+    start = time.perf_counter()
     for _ in range(repeats):
         torch.matmul(a, b)
-    stop.record()
-    stop.synchronize()
-    return start.elapsed_time(stop) / 1e3 / repeats
+    synchronize()
+    return (time.perf_counter() - start) / repeats
 
 
 def main(argv=None):

@@ -152,3 +152,13 @@ def test_peer_gpu_runner_trains_epochs_of_one_fit():
     before = runner.model._params.copy()
     runner.runner.sync()
     assert not np.array_equal(runner.model._params, before)
+
+
+def test_gpu_gemm_torch_products_have_the_kernels_shapes():
+    # The PyTorch side of the sweep runs only on a GPU; on the CPU it checks each product's
+    # operands give the m x n output of fastdnn's kernel (it raises otherwise).
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(ROOT))
+    gpu_gemm = importlib.import_module("asv_benchmarks.gpu_gemm")
+    for kernel, _, m, n, k in gpu_gemm.products((6, 5, 3), 4):
+        assert gpu_gemm.torch_seconds(kernel, m, n, k, 1, device="cpu") > 0
