@@ -1,9 +1,10 @@
 """Every CUDA kernel against its CPU twin (``kernels/cpu``) or a NumPy reference.
 
 Without a GPU these run under Numba's CUDA simulator (enabled by ``conftest.py``), which is slow:
-shapes stay at 32 or less with 16-thread blocks, and the GEMMs run every tile configuration (the
-"tiny" 8 x 8 tile gives several blocks and partial edge tiles per product; the production "small"
-and "large" tiles run one partial tile). On a GPU the same tests run natively.
+shapes stay small with 16-thread blocks, and the GEMMs run every tile configuration (the "tiny"
+8 x 8 tile gives several blocks and partial edge tiles per product; the 256-thread production
+tiles run one partial tile, and one test takes them past a load step of every operand). On a
+GPU the same tests run natively.
 """
 
 import numpy as np
