@@ -122,6 +122,7 @@ def torch_seconds(kernel, m, n, k, repeats, device="cuda"):
 
 
 def main(argv=None):
+    """Run the sweep and print its table; returns the exit status (1 on a wrong result)."""
     args = PARSER.parse_args(argv)
     if args.simulate:
         from fastdnn.backends.cuda import simulator_enabled
@@ -130,7 +131,7 @@ def main(argv=None):
             print("--simulate needs NUMBA_ENABLE_CUDASIM=1 in the environment")
             return 2
     else:
-        from asv_benchmarks.peers import gpu_problem
+        from .peers import gpu_problem
 
         problem = gpu_problem()
         if problem is not None:
