@@ -26,8 +26,6 @@ PARSER.add_argument("--workloads", default="M,L")
 PARSER.add_argument("--repeats", type=int, default=20, help="timed launches per kernel")
 PARSER.add_argument("--simulate", action="store_true", help="tiny shapes on the CUDA simulator")
 
-KERNELS = ("forward", "weight_grad", "input_grad")
-
 
 def products(sizes, batch):
     """``(kernel, layer, m, n, k)`` of one training step: the output is m x n, k the depth."""
@@ -56,8 +54,7 @@ def fastdnn_seconds(cuda, dense, kernel, m, n, k, tile, repeats, rng):
     """Seconds per launch of ``kernel`` for an m x n output of depth k with ``tile``, and the
     largest error of its result against NumPy relative to the result's largest magnitude
     (ReLU and its derivative in the epilogues; random data in [0, 1))."""
-    which = KERNELS.index(kernel)
-    launcher = dense.gemm_kernels("float32", tile)[which][
+    launcher = getattr(dense.gemm_kernels("float32", tile), kernel)[
         dense.grid(tile, m, n), dense.threads_per_block(tile)
     ]
     f32 = np.float32

@@ -33,8 +33,9 @@ def _kernels(qualname, dtype):
 
     name = qualname.rsplit(".", 1)[-1]
     if qualname.startswith("gemm_kernels."):
-        index = ("forward", "weight_grad", "input_grad").index(name)
-        return {t: dense.gemm_kernels(dtype, dense.TILES[t])[index] for t in dense.FMA_SHARE}
+        return {
+            t: getattr(dense.gemm_kernels(dtype, dense.TILES[t]), name) for t in dense.FMA_SHARE
+        }
     if qualname.startswith("loss_kernels."):
         return {"256 threads": getattr(losses.loss_kernels(dtype, 256), name)}
     if qualname.startswith("param_kernels."):

@@ -114,7 +114,7 @@ def test_every_launched_kernel_compiles_for_a_gpu(monkeypatch, tmp_path):
     names = {qualname.rsplit(".", 1)[-1] for _, qualname, _ in launches}
     # The run reached every kernel of the device path.
     assert names == {
-        "gather_batch", "forward", "weight_grad", "input_grad", "cross_entropy", "elementwise",
+        "gather_batch", "forward", "weight_grad", "backward", "cross_entropy", "elementwise",
         "optimizer_step", "output_activation", "stats",
     }  # fmt: skip
     path = tmp_path / "launches.json"

@@ -104,7 +104,7 @@ def _layer(rng, rows, n_in, n_out, dtype):
 
 def _forward_gpu(X, P, w_off, b_off, rows, n_in, n_out, act, store, dtype, tile=TILE):
     Z, A = _dev(np.zeros(5 + rows * n_out, dtype)), _dev(np.zeros(rows * n_out, dtype))
-    forward = dense.gemm_kernels(np.dtype(dtype).name, tile)[0]
+    forward = dense.gemm_kernels(np.dtype(dtype).name, tile).forward
     launch = forward[dense.grid(tile, rows, n_out), dense.threads_per_block(tile)]
     launch(_dev(X), 0, _dev(P), w_off, b_off, Z, 5, A, 0, rows, n_in, n_out, act, store)
     shape = (rows, n_out)
@@ -156,7 +156,7 @@ def test_weight_gradient_gemm_with_bias_column(dtype, tile):
     w_off, b_off = 4, 4 + n_out * n_in + 3
     G = _dev(np.full(n_params, 7.0, dtype))
     tile = dense.TILES[tile]
-    weight_grad = dense.gemm_kernels(np.dtype(dtype).name, tile)[1]
+    weight_grad = dense.gemm_kernels(np.dtype(dtype).name, tile).weight_grad
     launch = weight_grad[dense.grid(tile, n_out, n_in + 1), dense.threads_per_block(tile)]
     # D and A_prev at offsets inside larger buffers, as in the workspace.
     D_buf = np.concatenate([np.zeros(6, dtype), D.ravel()])
@@ -194,7 +194,7 @@ def test_input_gradient_gemm_applies_derivative(dtype, act, tile):
     Z_buf = _dev(np.concatenate([Z_prev.ravel(), pad]))
     A_buf = _dev(np.concatenate([A_prev.ravel(), pad]))
     tile = dense.TILES[tile]
-    input_grad = dense.gemm_kernels(np.dtype(dtype).name, tile)[2]
+    input_grad = dense.gemm_kernels(np.dtype(dtype).name, tile).input_grad
     launch = input_grad[dense.grid(tile, rows, n_in), dense.threads_per_block(tile)]
     launch(D_buf, d_off, P, 5, D_buf, p_off, Z_buf, A_buf, rows, n_in, n_out, act)
     out = D_buf.copy_to_host()
@@ -209,7 +209,8 @@ def test_gemms_with_several_loads_per_thread(tile):
     # row, column and K tiles: each thread's later loads are in, partly in or out of range.
     rows, n_in, n_out = 37, 19, 70
     tile = dense.TILES[tile]
-    forward, weight_grad, input_grad = dense.gemm_kernels("float32", tile)
+    kernels = dense.gemm_kernels("float32", tile)
+    weight_grad, input_grad = kernels.weight_grad, kernels.input_grad
     X, W, b, P, w_off, b_off = _layer(_rng(7), rows, n_in, n_out, np.float32)
     Z, _ = _forward_gpu(X, P, w_off, b_off, rows, n_in, n_out, cpu_act.LINEAR, 0, np.float32, tile)
     _close(Z, X @ W.T + b, scale=10)
@@ -233,6 +234,44 @@ def test_gemms_with_several_loads_per_thread(tile):
         _dev(D), 0, _dev(W), 0, D_prev, 0, Z_prev, Z_prev, rows, n_in, n_out, cpu_act.LINEAR
     )
     _close(D_prev.copy_to_host().reshape(rows, n_in), D @ W, scale=10)
+
+
+@pytest.mark.parametrize("tile", ["tiny", "huge"])
+def test_backward_kernel_computes_both_gradients_of_a_hidden_layer(tile):
+    # One launch: the first blocks take the weight gradient's tiles, the rest the input
+    # gradient's; the tiny tile gives several blocks of each, with partial edges.
+    rows, n_in, n_out, act = 11, 13, 9, cpu_act.TANH
+    rng = _rng(11)
+    D = rng.standard_normal((rows, n_out)).astype(np.float32)
+    W = rng.standard_normal((n_out, n_in)).astype(np.float32)
+    Z_prev = rng.standard_normal((rows, n_in)).astype(np.float32)
+    A_prev = np.empty_like(Z_prev)
+    cpu_act.activation(act, Z_prev, A_prev)
+    expected_prev = np.zeros((rows, n_in), np.float32)
+    np.dot(D, W, expected_prev)
+    cpu_act.scale_by_derivative(act, Z_prev, A_prev, expected_prev)
+    # Workspace layout: the previous layer's block at offset 0, this layer's after it.
+    p_off, d_off = 0, rows * n_in
+    pad = np.zeros(rows * n_out, np.float32)
+    D_buf = _dev(np.concatenate([np.zeros(rows * n_in, np.float32), D.ravel()]))
+    w_off, b_off = 2, 2 + W.size + 1
+    P = _dev(np.concatenate([np.zeros(2), W.ravel(), np.zeros(1 + n_out)]).astype(np.float32))
+    G = _dev(np.full(b_off + n_out, 7.0, np.float32))
+    tile = dense.TILES[tile]
+    backward = dense.gemm_kernels("float32", tile).backward
+    launch = backward[dense.backward_blocks(tile, rows, n_in, n_out), dense.threads_per_block(tile)]
+    launch(
+        D_buf, d_off, P, w_off, b_off, G, D_buf, p_off,
+        _dev(np.concatenate([Z_prev.ravel(), pad])), _dev(np.concatenate([A_prev.ravel(), pad])),
+        rows, n_in, n_out, act,
+    )  # fmt: skip
+    g = G.copy_to_host()
+    _close(g[w_off : w_off + W.size].reshape(n_out, n_in), D.T @ A_prev, scale=10)
+    _close(g[b_off:], D.sum(axis=0), scale=10)
+    assert (g[:w_off] == 7).all() and g[w_off + W.size] == 7  # nothing else written
+    out = D_buf.copy_to_host()
+    _close(out[: rows * n_in].reshape(rows, n_in), expected_prev, scale=10)
+    np.testing.assert_array_equal(out[d_off:].reshape(rows, n_out), D)  # D is left as it was
 
 
 def test_gemm_tile_must_divide():
@@ -431,6 +470,8 @@ def test_choose_tile_fits_the_tile_to_the_output():
     # Outputs that fill the GPU with big tiles get the most FMAs per shared-memory load.
     assert dense.choose_tile(4096, 512, n_sm) == dense.TILES["huge"]
     assert dense.choose_tile(512, 2048, n_sm) == dense.TILES["wide"]
+    # Two such outputs in one launch (backward) fill the GPU with the bigger tile.
+    assert dense.choose_tile(512, 2048, n_sm, also=(512, 2048)) == dense.TILES["huge"]
     # Never the simulator's tile, and always one whose cost estimate exists.
     for m, n in [(1, 1), (7, 3000), (65536, 64), (300, 300)]:
         assert dense.choose_tile(m, n, 8) in [dense.TILES[name] for name in dense.FMA_SHARE]

@@ -12,7 +12,8 @@ keeps the flat parameter buffer (all weights, then all biases), the flat gradien
 optimizer state ((n_slots, n_params), as on the CPU) and the workspace (``Zbuf``, ``Abuf``,
 ``Dbuf`` with the CPU's per-layer offsets) on the device for the whole fit. A training epoch
 queues every batch's kernels without waiting (gather, one GEMM per layer forward, the fused
-loss, one GEMM per layer for ``dW``/``db`` and one for the previous delta, one optimizer pass)
+loss, one launch per layer backward computing ``dW``/``db`` and the previous delta together,
+one optimizer pass: 2L + 3 launches for L layers)
 and copies back only the per-batch loss and accuracy sums and the "first bad batch" flag.
 
 Typical use (what ``Sequential`` does with ``device="cuda"``)::
@@ -490,21 +491,34 @@ class CudaEngine:
             self._launchers[key] = launcher
         return launcher
 
-    def _tile_for(self, m, n):
+    def _tile_for(self, m, n, also=None):
         if self._tile is not None:
             return self._tile
-        return self._k_dense.choose_tile(m, n, self._n_sm)
+        return self._k_dense.choose_tile(m, n, self._n_sm, also)
 
     def _gemm(self, which, m, n):
-        """Configured launch of GEMM ``which`` (0 forward, 1 weight grad, 2 input grad) for an
-        ``m x n`` output."""
+        """Configured launch of GEMM ``which`` ("forward", "weight_grad" or "input_grad") for
+        an ``m x n`` output."""
         key = (which, m, n)
         launcher = self._gemm_launchers.get(key)
         if launcher is None:
+            dense = self._k_dense
             tile = self._tile_for(m, n)
-            kernel = self._k_dense.gemm_kernels(self.dtype.name, tile)[which]
-            griddim = self._k_dense.grid(tile, m, n)
-            launcher = self._launch(kernel, griddim, self._k_dense.threads_per_block(tile))
+            kernel = getattr(dense.gemm_kernels(self.dtype.name, tile), which)
+            launcher = self._launch(kernel, dense.grid(tile, m, n), dense.threads_per_block(tile))
+            self._gemm_launchers[key] = launcher
+        return launcher
+
+    def _backward_gemms(self, rows, n_in, n_out):
+        """Configured launch of ``backward``: both gradients of a hidden layer at once."""
+        key = ("backward", rows, n_in, n_out)
+        launcher = self._gemm_launchers.get(key)
+        if launcher is None:
+            dense = self._k_dense
+            tile = self._tile_for(n_out, n_in + 1, also=(rows, n_in))
+            kernel = dense.gemm_kernels(self.dtype.name, tile).backward
+            blocks = dense.backward_blocks(tile, rows, n_in, n_out)
+            launcher = self._launch(kernel, blocks, dense.threads_per_block(tile))
             self._gemm_launchers[key] = launcher
         return launcher
 
@@ -554,7 +568,7 @@ class CudaEngine:
         for layer in range(L):
             n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
             store = 1 if (layer < L - 1 or last_act) else 0
-            self._gemm(0, rows, n_out)(
+            self._gemm("forward", rows, n_out)(
                 layer_in, in_off, self.params, self.w_off[layer], self.b_off[layer], self._Zbuf,
                 ws[layer], self._Abuf, ws[layer], rows, n_in, n_out, self.acts[layer], store,
             )  # fmt: skip
@@ -581,22 +595,20 @@ class CudaEngine:
 
     def _backward(self, X, x_off, rows, ws):
         """``dW``, ``db`` of every layer and the deltas below the output into the gradient
-        buffer and ``Dbuf``; the output delta is already in ``Dbuf``."""
+        buffer and ``Dbuf``; the output delta is already in ``Dbuf``. A hidden layer's two
+        gradients take one launch; the first layer's (no delta below it) its own."""
         for layer in range(self.n_layers - 1, -1, -1):
             n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
             if layer == 0:
-                a_prev, a_off = X, x_off
+                self._gemm("weight_grad", n_out, n_in + 1)(
+                    self._Dbuf, ws[layer], X, x_off, self.grads, self.w_off[layer],
+                    self.b_off[layer], rows, n_in, n_out,
+                )  # fmt: skip
             else:
-                a_prev, a_off = self._Abuf, ws[layer - 1]
-            self._gemm(1, n_out, n_in + 1)(
-                self._Dbuf, ws[layer], a_prev, a_off, self.grads, self.w_off[layer],
-                self.b_off[layer], rows, n_in, n_out,
-            )  # fmt: skip
-            if layer > 0:
-                self._gemm(2, rows, n_in)(
-                    self._Dbuf, ws[layer], self.params, self.w_off[layer], self._Dbuf,
-                    ws[layer - 1], self._Zbuf, self._Abuf, rows, n_in, n_out,
-                    self.acts[layer - 1],
+                self._backward_gemms(rows, n_in, n_out)(
+                    self._Dbuf, ws[layer], self.params, self.w_off[layer], self.b_off[layer],
+                    self.grads, self._Dbuf, ws[layer - 1], self._Zbuf, self._Abuf, rows, n_in,
+                    n_out, self.acts[layer - 1],
                 )  # fmt: skip
 
     def _batch_scale(self, weight_sum):

@@ -9,6 +9,11 @@ buffer ``P``; activations and deltas are (rows, width) row-major blocks of flat 
   and costs no extra launch);
 - input gradient: ``D_prev = (D @ W) * f'(Z_prev)``, the derivative applied in the epilogue.
 
+``backward`` computes a hidden layer's two gradients in one launch (its first blocks take the
+weight gradient's tiles, the rest the input gradient's): one launch fewer per hidden layer and
+batch, for small layers whose GEMMs take less GPU time than numba-cuda's Python launch path
+(its cost on a GPU is not measured yet).
+
 Every kernel takes flat buffers plus integer offsets, so the host never slices device arrays on
 the hot path. A block computes a ``BM x BN`` tile of the output with ``(BM/TM) * (BN/TN)``
 threads, each accumulating a ``TM x TN`` register tile made of runs of up to 4 consecutive rows
@@ -16,13 +21,13 @@ and columns (each run one vector load from shared memory; neighbouring threads h
 neighbouring runs, so the loads are free of bank conflicts); K advances ``BK`` at a time through
 two shared-memory tiles stored k-major (padded by 4 elements against bank conflicts of the
 transposed stores), the next tiles' global loads prefetched into registers while the current
-ones are multiplied. Tile sizes
-must be compile-time constants, so :func:`gemm_kernels` builds one kernel set per
-``(dtype, tile)`` and caches it.
+ones are multiplied. Tile sizes must be compile-time constants, so :func:`gemm_kernels` builds
+one kernel set per ``(dtype, tile)`` and caches it.
 """
 
 import functools
 import inspect
+from types import SimpleNamespace
 
 import numba
 import numpy as np
@@ -49,9 +54,9 @@ TILES = {
 FMA_SHARE = {"huge": 0.74, "wide": 0.66, "large": 0.59, "small": 0.34}
 
 
-def choose_tile(m, n, n_sm):
+def choose_tile(m, n, n_sm, also=None):
     """The production tile of least estimated time for an ``m x n`` output on ``n_sm``
-    multiprocessors.
+    multiprocessors (and, in the same launch, an output of shape ``also``).
 
     The estimate is the GEMM's instruction-issue time on the busiest multiprocessor: the blocks
     it runs (``ceil(blocks / n_sm)``) times a block's FMAs over the tile's :data:`FMA_SHARE`.
@@ -63,17 +68,20 @@ def choose_tile(m, n, n_sm):
         Rows and columns of the output.
     n_sm : int
         Multiprocessors of the GPU.
+    also : tuple of int, optional
+        ``(m, n)`` of a second output computed by the same launch (``backward``).
 
     Returns
     -------
     tuple of int
         ``(BM, BN, BK, TM, TN)``, a value of :data:`TILES`.
     """
+    shapes = [(m, n)] if also is None else [(m, n), tuple(also)]
 
     def cost(name):
         tile = TILES[name]
-        cols, rows = grid(tile, m, n)
-        return -(-(cols * rows) // n_sm) * tile[0] * tile[1] / FMA_SHARE[name]
+        blocks = sum(cols * rows for cols, rows in (grid(tile, *shape) for shape in shapes))
+        return -(-blocks // n_sm) * tile[0] * tile[1] / FMA_SHARE[name]
 
     return TILES[min(FMA_SHARE, key=cost)]
 
@@ -96,6 +104,14 @@ def grid(tile, m, n):
     return (-(-n // bn), -(-m // bm))
 
 
+def backward_blocks(tile, rows, n_in, n_out):
+    """Blocks of a ``backward`` launch: the weight gradient's (n_out x (n_in + 1)) output tiles,
+    then the input gradient's (rows x n_in)."""
+    cols_w, rows_w = grid(tile, n_out, n_in + 1)
+    cols_i, rows_i = grid(tile, rows, n_in)
+    return cols_w * rows_w + cols_i * rows_i
+
+
 @functools.cache
 def gemm_kernels(dtype, tile):
     """The three dense-layer GEMM kernels for ``dtype`` and ``tile = (BM, BN, BK, TM, TN)``.
@@ -110,8 +126,9 @@ def gemm_kernels(dtype, tile):
 
     Returns
     -------
-    forward, weight_grad, input_grad : numba CUDA kernels
-        See each kernel's docstring for its arguments.
+    types.SimpleNamespace
+        The kernels ``forward``, ``weight_grad``, ``input_grad`` and ``backward`` (the last two
+        of a hidden layer in one launch); see each kernel's docstring for its arguments.
     """
     BM, BN, BK, TM, TN = (int(v) for v in tile)
     if BM % TM or BN % TN:
@@ -259,8 +276,9 @@ def gemm_kernels(dtype, tile):
                 multiply_step(As, Bs, acc, a, b, u64(kk + 3), tx, ty)
 
     def block_product(a_k_contiguous, b_k_contiguous, b_with_ones):
-        """A device function accumulating this block's ``BM x BN`` tile of ``A @ B.T`` into
-        ``acc`` (each thread its ``TM x TN`` share), over ``depth`` (K) elements.
+        """A device function accumulating the ``BM x BN`` output tile ``(by, bx)`` of
+        ``A @ B.T`` into ``acc`` (each thread its ``TM x TN`` share), over ``depth`` (K)
+        elements.
 
         ``A`` has ``a_lim`` rows (of the output), ``B`` has ``b_lim`` rows (the output's
         columns); each is k-contiguous or not, with leading dimension ``*_ld`` at offset
@@ -270,14 +288,14 @@ def gemm_kernels(dtype, tile):
         locate_b, fetch_b, stash_b, lb = operand(b_k_contiguous, BN, b_with_ones)
 
         @cuda.jit(device=True, inline="always")
-        def product(A, a_off, a_ld, a_lim, B, b_off, b_ld, b_lim, ones_at, depth, acc):
+        def product(A, a_off, a_ld, a_lim, B, b_off, b_ld, b_lim, ones_at, depth, acc, bx, by):
             As = cuda.shared.array((BK, BMP), dt)
             Bs = cuda.shared.array((BK, BNP), dt)
             ra = cuda.local.array(la, dt)
             rb = cuda.local.array(lb, dt)
             tid = cuda.threadIdx.x
-            r0 = cuda.blockIdx.y * BM
-            c0 = cuda.blockIdx.x * BN
+            r0 = by * BM
+            c0 = bx * BN
             for i in range(TM):
                 for j in range(TN):
                     acc[i, j] = dt(0.0)
@@ -304,10 +322,11 @@ def gemm_kernels(dtype, tile):
         return product
 
     @cuda.jit(device=True, inline="always")
-    def thread_origin():
-        # Output row and column of the thread's first accumulator (see row_step, col_step).
+    def thread_origin(bx, by):
+        # Output row and column of the thread's first accumulator in output tile (by, bx)
+        # (the others: see row_step, col_step).
         tid = cuda.threadIdx.x
-        return cuda.blockIdx.y * BM + (tid // TX) * VM, cuda.blockIdx.x * BN + (tid % TX) * VN
+        return by * BM + (tid // TX) * VM, bx * BN + (tid % TX) * VN
 
     forward_product = block_product(True, True, False)  # X (rows, n_in) and W (n_out, n_in)
     weight_grad_product = block_product(False, False, True)  # D.T, [A_prev | 1].T; k: batch row
@@ -321,9 +340,10 @@ def gemm_kernels(dtype, tile):
         ``P[b_off:]``; ``Z``/``A`` are (rows, n_out) at ``Z[z_off:]``/``A[a_off:]``. Softmax is
         never applied here (the loss or the output kernel does it).
         """
+        bx, by = cuda.blockIdx.x, cuda.blockIdx.y
         acc = cuda.local.array((TM, TN), dt)
-        forward_product(X, x_off, n_in, rows, P, w_off, n_in, n_out, -1, n_in, acc)
-        r0, c0 = thread_origin()
+        forward_product(X, x_off, n_in, rows, P, w_off, n_in, n_out, -1, n_in, acc, bx, by)
+        r0, c0 = thread_origin(bx, by)
         for i in range(TM):
             r = r0 + row_step(i)
             if r < rows:
@@ -335,17 +355,13 @@ def gemm_kernels(dtype, tile):
                         if store_act:
                             A[a_off + r * n_out + c] = activate(act, z)
 
-    @cuda.jit(cache=True, **options)
-    def weight_grad(D, d_off, A_prev, a_off, G, w_off, b_off, rows, n_in, n_out):
-        """``dW = D.T @ A_prev`` into ``G[w_off:]`` and ``db = sum_rows D`` into ``G[b_off:]``.
-
-        ``D`` is (rows, n_out) at ``D[d_off:]``, ``A_prev`` (rows, n_in) at ``A_prev[a_off:]``.
-        The output is (n_out, n_in + 1): column ``n_in`` multiplies ``D`` by ones (the bias
-        gradient). Launch over ``grid(tile, n_out, n_in + 1)``.
-        """
+    @cuda.jit(device=True, inline="always")
+    def weight_grad_tile(D, d_off, A_prev, a_off, G, w_off, b_off, rows, n_in, n_out, bx, by):
         acc = cuda.local.array((TM, TN), dt)
-        weight_grad_product(D, d_off, n_out, n_out, A_prev, a_off, n_in, n_in, n_in, rows, acc)
-        r0, c0 = thread_origin()
+        weight_grad_product(
+            D, d_off, n_out, n_out, A_prev, a_off, n_in, n_in, n_in, rows, acc, bx, by
+        )
+        r0, c0 = thread_origin(bx, by)
         for i in range(TM):
             o = r0 + row_step(i)
             if o < n_out:
@@ -356,17 +372,12 @@ def gemm_kernels(dtype, tile):
                     elif c == n_in:
                         G[b_off + o] = acc[i, j]
 
-    @cuda.jit(cache=True, **options)
-    def input_grad(D, d_off, P, w_off, D_prev, p_off, Z_prev, A_prev, rows, n_in, n_out, act):
-        """``D_prev = (D @ W) * f'(Z_prev)`` for the previous layer's activation code ``act``.
-
-        ``D`` is (rows, n_out) at ``D[d_off:]``; ``W`` (n_out, n_in) at ``P[w_off:]``;
-        ``D_prev``, ``Z_prev`` and ``A_prev`` are (rows, n_in) blocks at the same offset
-        ``p_off`` of their buffers (the workspace layout).
-        """
+    @cuda.jit(device=True, inline="always")
+    def input_grad_tile(D, d_off, P, w_off, D_prev, p_off, Z_prev, A_prev, rows, n_in, n_out, act,
+                        bx, by):  # fmt: skip
         acc = cuda.local.array((TM, TN), dt)
-        input_grad_product(D, d_off, n_out, rows, P, w_off, n_in, n_in, -1, n_out, acc)
-        r0, c0 = thread_origin()
+        input_grad_product(D, d_off, n_out, rows, P, w_off, n_in, n_in, -1, n_out, acc, bx, by)
+        r0, c0 = thread_origin(bx, by)
         for i in range(TM):
             r = r0 + row_step(i)
             if r < rows:
@@ -376,4 +387,57 @@ def gemm_kernels(dtype, tile):
                         idx = p_off + r * n_in + c
                         D_prev[idx] = acc[i, j] * derivative(act, Z_prev[idx], A_prev[idx])
 
-    return forward, weight_grad, input_grad
+    @cuda.jit(cache=True, **options)
+    def weight_grad(D, d_off, A_prev, a_off, G, w_off, b_off, rows, n_in, n_out):
+        """``dW = D.T @ A_prev`` into ``G[w_off:]`` and ``db = sum_rows D`` into ``G[b_off:]``.
+
+        ``D`` is (rows, n_out) at ``D[d_off:]``, ``A_prev`` (rows, n_in) at ``A_prev[a_off:]``.
+        The output is (n_out, n_in + 1): column ``n_in`` multiplies ``D`` by ones (the bias
+        gradient). Launch over ``grid(tile, n_out, n_in + 1)``.
+        """
+        weight_grad_tile(
+            D, d_off, A_prev, a_off, G, w_off, b_off, rows, n_in, n_out, cuda.blockIdx.x,
+            cuda.blockIdx.y,
+        )  # fmt: skip
+
+    @cuda.jit(cache=True, **options)
+    def input_grad(D, d_off, P, w_off, D_prev, p_off, Z_prev, A_prev, rows, n_in, n_out, act):
+        """``D_prev = (D @ W) * f'(Z_prev)`` for the previous layer's activation code ``act``.
+
+        ``D`` is (rows, n_out) at ``D[d_off:]``; ``W`` (n_out, n_in) at ``P[w_off:]``;
+        ``D_prev``, ``Z_prev`` and ``A_prev`` are (rows, n_in) blocks at the same offset
+        ``p_off`` of their buffers (the workspace layout).
+        """
+        input_grad_tile(
+            D, d_off, P, w_off, D_prev, p_off, Z_prev, A_prev, rows, n_in, n_out, act,
+            cuda.blockIdx.x, cuda.blockIdx.y,
+        )  # fmt: skip
+
+    @cuda.jit(cache=True, **options)
+    def backward(D, d_off, P, w_off, b_off, G, D_prev, p_off, Z_prev, A_prev, rows, n_in, n_out,
+                 act):  # fmt: skip
+        """Both gradients of a hidden layer in one launch: :func:`weight_grad` (``A_prev`` at
+        ``p_off``) and :func:`input_grad`, which read the same ``D`` and write apart.
+
+        Launch with ``backward_blocks(tile, rows, n_in, n_out)`` blocks in one dimension: the
+        first ones take the weight gradient's output tiles, the rest the input gradient's.
+        """
+        b = cuda.blockIdx.x
+        w_cols = (n_in + BN) // BN  # (n_in + 1) columns, rounded up
+        w_blocks = w_cols * ((n_out + BM - 1) // BM)
+        if b < w_blocks:
+            weight_grad_tile(
+                D, d_off, A_prev, p_off, G, w_off, b_off, rows, n_in, n_out, b % w_cols,
+                b // w_cols,
+            )  # fmt: skip
+        else:
+            b -= w_blocks
+            i_cols = (n_in + BN - 1) // BN
+            input_grad_tile(
+                D, d_off, P, w_off, D_prev, p_off, Z_prev, A_prev, rows, n_in, n_out, act,
+                b % i_cols, b // i_cols,
+            )  # fmt: skip
+
+    return SimpleNamespace(
+        forward=forward, weight_grad=weight_grad, input_grad=input_grad, backward=backward
+    )
