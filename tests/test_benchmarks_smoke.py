@@ -162,3 +162,15 @@ def test_gpu_gemm_torch_products_have_the_kernels_shapes():
     gpu_gemm = importlib.import_module("asv_benchmarks.gpu_gemm")
     for kernel, _, m, n, k in gpu_gemm.products((6, 5, 3), 4):
         assert gpu_gemm.torch_seconds(kernel, m, n, k, 1, device="cpu") > 0
+
+
+def test_gpu_sass_figures_or_what_is_missing():
+    # CI here has no ptxas/cuobjdump: the script must say so and exit 0; with the CUDA toolkit
+    # it prints the table (FMA shares from the sm_90 machine code).
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    result = subprocess.run(
+        [sys.executable, "-m", "asv_benchmarks.gpu_sass"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(("No SASS figures:", "| tile | kernel |"))

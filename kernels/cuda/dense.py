@@ -50,7 +50,8 @@ TILES = {
 #: Share of FMAs among the instructions of one K step of the forward kernel (float32, sm_90
 #: SASS from ptxas 13.5, per thread): the rest is shared-memory loads, address arithmetic and the
 #: next tile's global loads. Bigger register tiles reuse each shared load for more FMAs. Static
-#: counts, not timings: a GPU run of ``python -m asv_benchmarks.gpu_gemm`` checks the choice.
+#: counts, not timings (``python -m asv_benchmarks.gpu_sass`` recomputes them without a GPU); a
+#: GPU run of ``python -m asv_benchmarks.gpu_gemm`` checks the choice.
 FMA_SHARE = {"huge": 0.74, "wide": 0.66, "large": 0.59, "small": 0.34}
 
 
