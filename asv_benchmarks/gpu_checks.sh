@@ -26,14 +26,14 @@ step() {  # step NAME SECONDS COMMAND...: run, log to $out/NAME.log, report the 
     echo "$name $status $((SECONDS - start))s" >>"$out/summary.txt"
 }
 
-step setup 90 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv;
+step setup 60 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv;
     $py -m pip install -q --no-deps --no-build-isolation -e . &&
     $py -c 'import sys, numba, numba_cuda, numpy, torch, fastdnn;
 print(sys.version.split()[0], \"numba\", numba.__version__, \"numba-cuda\", numba_cuda.__version__,
       \"numpy\", numpy.__version__, \"torch\", torch.__version__, torch.cuda.is_available())
 from fastdnn.backends.cuda import cuda_problem; print(\"cuda_problem:\", cuda_problem())'"
-step tests 240 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py \
+step tests 300 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py \
     tests/test_cuda_engine.py
 step gemm 90 "$py" -m asv_benchmarks.gpu_gemm --workloads M,L
-step peers 150 "$py" -m asv_benchmarks.peers --device cuda --workloads M,L --repeats 3
+step peers 120 "$py" -m asv_benchmarks.peers --device cuda --workloads M,L --repeats 3
 cat "$out/summary.txt"
