@@ -33,18 +33,13 @@ class GpuEngineTraining:
 
     def setup(self, name):
         _require_gpu()
-        from fastdnn.backends.cuda import CudaEngine, cuda
-        from fastdnn.network import LOSSES
+        from fastdnn.backends.cuda import cuda
 
         self.workload = WORKLOADS[name]
         X, y = self.workload.data()
         model = self.workload.fastdnn_model()
         Y = model._targets(y, "y", X.shape[0])
-        self.engine = CudaEngine(
-            model._sizes, model._acts, model._w_off, model._b_off, model._n_weights,
-            LOSSES[model.loss], model.optimizer.code, model.optimizer.n_slots, model.l1,
-            model.l2, model.dtype,
-        )  # fmt: skip
+        self.engine = model._cuda_engine()
         self.engine.upload(model._params, model._state, model._step)
         self.data = self.engine.dataset(X, Y, resident=True)
         self.hyper = model.optimizer.hyperparameters(model.dtype)

@@ -74,21 +74,9 @@ def toolchain_problem():
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         return f"{', '.join(missing)} not on PATH"
-    try:
-        from numba import cuda
+    from fastdnn.backends.cuda import ptx_compiler_problem
 
-        if cuda.config.ENABLE_CUDASIM:
-            return "the CUDA simulator is enabled (unset NUMBA_ENABLE_CUDASIM)"
-
-        def probe(x):
-            x[0] = 1.0
-
-        import numba
-
-        cuda.compile_ptx(probe, (numba.float32[::1],), cc=(9, 0))
-    except Exception as exc:  # noqa: BLE001 - any failure: no usable NVVM/NVRTC
-        return f"cannot compile PTX: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
-    return None
+    return ptx_compiler_problem()
 
 
 def main():

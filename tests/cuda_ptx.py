@@ -51,28 +51,12 @@ def _float_dtype(arg_types):
     return "float64" if any("float64" in t for t in floats) else "float32"
 
 
-def _toolchain_problem():
-    """Why PTX cannot be compiled here, or None."""
-    try:
-        import numba
-        from numba import cuda
-
-        if cuda.config.ENABLE_CUDASIM:
-            return "the CUDA simulator is enabled"
-
-        def probe(x):
-            x[0] = 1.0
-
-        cuda.compile_ptx(probe, (numba.float32[::1],), cc=(9, 0))
-    except Exception as exc:  # noqa: BLE001 - any failure: no usable NVVM/NVRTC
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-    return None
-
-
 def main(path):
-    problem = _toolchain_problem()
+    from fastdnn.backends.cuda import ptx_compiler_problem
+
+    problem = ptx_compiler_problem()
     if problem is not None:
-        print(f"cannot compile PTX here: {problem}")
+        print(f"no PTX compilation here: {problem}")
         return SKIP
     if path == "--probe":
         return 0

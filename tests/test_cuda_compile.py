@@ -23,7 +23,6 @@ pytest.importorskip("numba_cuda", reason="the CUDA tests need numba-cuda (fastdn
 
 import fastdnn as fd  # noqa: E402
 from fastdnn.backends import cuda as backend  # noqa: E402
-from fastdnn.network import LOSSES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -78,11 +77,7 @@ def _exercise_engine(loss, output, optimizer, dtype):
     X = rng.standard_normal((6, 4))
     y = rng.integers(0, 3, 6) if loss == "cross_entropy" else rng.random((6, 3))
     X, Y, weight = model._data(X, (y > 0.5) * 1.0 if loss == "binary_cross_entropy" else y, None)
-    engine = backend.CudaEngine(
-        model._sizes, model._acts, model._w_off, model._b_off, model._n_weights,
-        LOSSES[loss], model.optimizer.code, model.optimizer.n_slots, model.l1, model.l2,
-        model.dtype,
-    )  # fmt: skip
+    engine = model._cuda_engine()
     engine.upload(model._params, model._state, model._step)
     hyper = model.optimizer.hyperparameters(model.dtype)
     for resident in (True, False):

@@ -44,6 +44,7 @@ __all__ = [
     "DeviceDataset",
     "cuda",
     "cuda_problem",
+    "ptx_compiler_problem",
     "require_cuda",
     "simulator_enabled",
 ]
@@ -159,6 +160,29 @@ def require_cuda():
     problem = cuda_problem()
     if problem is not None:
         raise RuntimeError(problem)
+
+
+def ptx_compiler_problem():
+    """Why kernels cannot be compiled to PTX here, or None.
+
+    Compiling needs numba-cuda outside the simulator, libNVVM and NVRTC (``fastdnn[cuda]``
+    installs them), but no GPU or driver: the developer tools ``tests/cuda_ptx.py`` and
+    ``asv_benchmarks/gpu_sass.py`` use it on machines without one.
+    """
+    if cuda is None:
+        return "numba-cuda is not installed"
+    if simulator_enabled():
+        return "the CUDA simulator is enabled (unset NUMBA_ENABLE_CUDASIM)"
+    try:
+        import numba
+
+        def probe(x):
+            x[0] = 1.0
+
+        cuda.compile_ptx(probe, (numba.float32[::1],), cc=(9, 0))
+    except Exception as exc:  # noqa: BLE001 - any failure: no usable NVVM/NVRTC
+        return f"cannot compile PTX: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return None
 
 
 def gpu_available():
