@@ -287,7 +287,7 @@ class CudaEngine:
         self.n_slots = int(n_slots)
         self.l1 = self.dtype.type(l1)
         self.l2 = self.dtype.type(l2)
-        sim = simulator_enabled()
+        self._simulated = sim = simulator_enabled()
         if tile is None:
             tile = os.environ.get("FASTDNN_CUDA_TILE") or None
         if tile is None:
@@ -307,7 +307,7 @@ class CudaEngine:
         self._loss_kernels = losses.loss_kernels(self.dtype.name, self.threads)
         self._param_kernels = optimizers.param_kernels(self.dtype.name, self.threads)
         self._launchers = {}
-        self._gemm_launchers = {}
+        self._gemm_configs = {}  # (which, shape) -> (kernel, grid, threads)
         self._d_order = None
         self.step = 0
         self.params = None  # device buffers, allocated by upload()
@@ -504,7 +504,15 @@ class CudaEngine:
 
     # ----------------------------------------------------------------------------- launches
     def _launch(self, kernel, griddim, blockdim):
-        """The configured launch ``kernel[griddim, blockdim]``, built once and cached."""
+        """The configured launch ``kernel[griddim, blockdim]``, built once and kept on a GPU.
+
+        The simulator's ``kernel[griddim, blockdim]`` sets the grid on the kernel object itself
+        and returns that object, so a kept configuration would launch with whichever grid was
+        set last (the forward GEMM of one layer ran with the next layer's grid from the second
+        batch of an epoch on). There the kernel is configured at every launch.
+        """
+        if self._simulated:
+            return kernel[griddim, blockdim]
         key = (kernel, griddim, blockdim)
         launcher = self._launchers.get(key)
         if launcher is None:
@@ -524,27 +532,27 @@ class CudaEngine:
         """Configured launch of GEMM ``which`` ("forward", "weight_grad" or "input_grad") for
         an ``m x n`` output."""
         key = (which, m, n)
-        launcher = self._gemm_launchers.get(key)
-        if launcher is None:
+        config = self._gemm_configs.get(key)
+        if config is None:
             dense = self._k_dense
             tile = self._tile_for(m, n)
             kernel = getattr(dense.gemm_kernels(self.dtype.name, tile), which)
-            launcher = self._launch(kernel, dense.grid(tile, m, n), dense.threads_per_block(tile))
-            self._gemm_launchers[key] = launcher
-        return launcher
+            config = self._gemm_configs[key] = (
+                kernel, dense.grid(tile, m, n), dense.threads_per_block(tile)
+            )
+        return self._launch(*config)
 
     def _backward_gemms(self, rows, n_in, n_out):
         """Configured launch of ``backward``: both gradients of a hidden layer at once."""
         key = ("backward", rows, n_in, n_out)
-        launcher = self._gemm_launchers.get(key)
-        if launcher is None:
+        config = self._gemm_configs.get(key)
+        if config is None:
             dense = self._k_dense
             tile = self._tile_for(n_out, n_in + 1, also=(rows, n_in))
             kernel = dense.gemm_kernels(self.dtype.name, tile).backward
             blocks = dense.backward_blocks(tile, rows, n_in, n_out)
-            launcher = self._launch(kernel, blocks, dense.threads_per_block(tile))
-            self._gemm_launchers[key] = launcher
-        return launcher
+            config = self._gemm_configs[key] = (kernel, blocks, dense.threads_per_block(tile))
+        return self._launch(*config)
 
     def _ensure_workspace(self, rows):
         """Device workspace for batches of up to ``rows`` rows; returns the layer offsets."""
