@@ -3,8 +3,9 @@
 Public API: :class:`Sequential` of :class:`Dense` layers, the optimizers :class:`SGD`,
 :class:`Adam`, :class:`AdamW` and :class:`RMSprop`, and :class:`TrainingDivergedError`.
 
-The scikit-learn classes (:class:`PCA`, :class:`Autoencoder` and the estimators) are imported on
-first use: importing scikit-learn takes longer than starting a cached training run.
+The scikit-learn classes (:class:`PCA`, :class:`Autoencoder`, the estimators and
+:func:`patch_sklearn`) are imported on first use: importing scikit-learn takes longer than
+starting a cached training run.
 """
 
 import importlib
@@ -33,6 +34,8 @@ _LAZY_MODULES = {
     "AutoencoderTransformer": ".estimators",
     "MLPClassifier": ".estimators",
     "MLPRegressor": ".estimators",
+    "patch_sklearn": ".patch",
+    "unpatch_sklearn": ".patch",
 }
 
 
@@ -66,6 +69,7 @@ __all__ = [
     "NotCompiledError",
     "PCA",
     "load",
+    "patch_sklearn",
     "plot_history",
     "Dense",
     "History",
@@ -74,5 +78,6 @@ __all__ = [
     "SGD",
     "Sequential",
     "TrainingDivergedError",
+    "unpatch_sklearn",
     "__version__",
 ]

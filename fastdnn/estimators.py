@@ -1,14 +1,28 @@
-"""scikit-learn estimators backed by ``Sequential``: ``MLPClassifier`` and ``MLPRegressor``.
+"""scikit-learn estimators backed by ``Sequential``: ``MLPClassifier``, ``MLPRegressor`` and
+``AutoencoderTransformer``.
 
-They follow the estimator contract (keyword-only ``__init__`` that only stores parameters,
-fitted attributes ending in ``_``, ``get_params``/``set_params``, ``clone``, pickling) so they
-work in ``Pipeline``, ``GridSearchCV`` and ``cross_val_score``, and add what scikit-learn's own
-MLP lacks: ``l1``, ``class_weight``, float32 training, AdamW/RMSprop and a ``device``.
+``MLPClassifier`` and ``MLPRegressor`` are drop-in replacements for scikit-learn 1.9's classes of
+the same names: the same parameters with the same defaults and meaning, the same fitted
+attributes (``coefs_[i]`` is ``(n_in, n_out)``, a view of the network's ``W.T``), the same
+initialisation (Glorot uniform drawn from ``random_state`` in scikit-learn's order), losses
+(log-loss, binary log-loss summed over labels, half squared error, half Poisson deviance),
+L2 penalty (``alpha / 2 * ||W||^2`` divided by the batch's sample count), learning-rate
+schedules, stopping rules, early-stopping split, warnings, verbose lines and error messages.
+The work runs in the compiled epoch of ``Sequential`` (one compiled call per epoch) and, for
+``solver="lbfgs"``, in SciPy's L-BFGS-B over the flat parameter buffer with the loss and its
+gradient from the compiled kernels. They add what scikit-learn's MLP lacks: ``l1``,
+``class_weight``, the ``adamw`` and ``rmsprop`` solvers, float32 training, and a ``device``.
+
+dtype: as in scikit-learn, float32 data trains in float32 and anything else in float64, and
+``coefs_`` and predictions carry that dtype; ``dtype="float32"`` trains float64 data in float32
+(about twice as fast, with float32's 7 significant digits), ``dtype="float64"`` the reverse.
 """
 
+import numbers
 import warnings
 
 import numpy as np
+import scipy.optimize
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -17,470 +31,1044 @@ from sklearn.base import (
     TransformerMixin,
 )
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from . import io as _io
-from .callbacks import EarlyStopping
+from .callbacks import Callback
 from .decomposition import Autoencoder
-from .layers import Dense
+from .errors import TrainingDivergedError
+from .layers import ACTIVATIONS, Dense
 from .network import Sequential
 from .optimizers import SGD, Adam, AdamW, RMSprop
 
-_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
+_STOCHASTIC_SOLVERS = ("sgd", "adam", "adamw", "rmsprop")
+_SOLVERS = ("lbfgs", *_STOCHASTIC_SOLVERS)
+#: scikit-learn's activation names and the network's; fastdnn's own names are accepted too.
+_SKLEARN_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_HIDDEN_ACTIVATIONS = tuple(
+    sorted(set(_SKLEARN_ACTIVATIONS) | (set(ACTIVATIONS) - {"softmax", "exp"}))
+)
+_OUTPUT_ACTIVATIONS = {"softmax": "softmax", "logistic": "sigmoid", "identity": "linear",
+                       "exp": "exp"}  # fmt: skip
+_NON_FINITE_MESSAGE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and "
+    "need to be preprocessed."
+)
+
+
+def _network_activation(name):
+    """The network's name of a hidden activation given in scikit-learn's or fastdnn's terms."""
+    return _SKLEARN_ACTIVATIONS.get(name, name)
+
+
+# ------------------------------------------------------------------------ parameter checks
+def _param_error(estimator, name, expected, value):
+    return ValueError(
+        f"The {name!r} parameter of {type(estimator).__name__} must be {expected}. "
+        f"Got {value!r} instead."
+    )
+
+
+def _check_number(estimator, name, low=None, high=None, closed="left", integer=False,
+                  allow_inf=False):  # fmt: skip
+    value = getattr(estimator, name)
+    if allow_inf and isinstance(value, numbers.Real) and value == np.inf:
+        return
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if ok and not np.isfinite(value):
+        ok = False
+    if ok and low is not None:
+        ok = value >= low if closed in ("left", "both") else value > low
+    if ok and high is not None:
+        ok = value <= high if closed in ("right", "both") else value < high
+    if not ok:
+        left = "[" if closed in ("left", "both") else "("
+        right = "]" if closed in ("right", "both") else ")"
+        span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        what = "an int" if integer else "a float"
+        extra = " or inf" if allow_inf else ""
+        raise _param_error(estimator, name, f"{what} in the range {span}{extra}", value)
+
+
+def _check_options(estimator, name, options):
+    value = getattr(estimator, name)
+    if not isinstance(value, str) or value not in options:
+        raise _param_error(estimator, name, f"a str among {sorted(options)}", value)
+
+
+def _check_bool(estimator, name):
+    value = getattr(estimator, name)
+    if not isinstance(value, (bool, np.bool_)):
+        raise _param_error(estimator, name, "an instance of 'bool'", value)
+
+
+def _hidden_sizes(estimator):
+    hidden = estimator.hidden_layer_sizes
+    hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+    for size in hidden:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size <= 0:
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+    return [int(size) for size in hidden]
+
+
+# ------------------------------------------------------------------------ the epoch loop
+class _SklearnEpochs(Callback):
+    """scikit-learn's per-iteration bookkeeping, run by ``Sequential.fit`` after each epoch.
+
+    It records ``loss_``, ``loss_curve_``, ``t_`` and ``n_iter_``, prints the verbose lines,
+    scores the validation split, keeps the best parameters, applies the SGD learning-rate
+    schedule and stops the fit by scikit-learn's rules.
+    """
+
+    def __init__(self, estimator, n_train, validation, incremental):
+        self.estimator = estimator
+        self.n_train = n_train
+        self.validation = validation
+        self.incremental = incremental
+
+    def on_epoch_end(self, epoch, logs=None):
+        est = self.estimator
+        est._end_iteration(float(logs["loss"]), self.n_train, self.validation)
+        if est._stop_requested or self.incremental:
+            self.model.stop_training = True
 
 
 class _BaseMLP(BaseEstimator):
-    """Shared fitting logic; subclasses set the output layer, loss and targets."""
+    """What every fastdnn estimator shares: parameters, the optimizer, the stochastic loop."""
 
-    _loss = None
-    _output_activation = None
+    _is_classifier = False
 
-    def __init__(
-        self,
-        *,
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        solver="adam",
-        alpha=0.0001,
-        l1=0.0,
-        batch_size="auto",
-        learning_rate_init=0.001,
-        max_iter=200,
-        shuffle=True,
-        random_state=None,
-        tol=1e-4,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        momentum=0.9,
-        nesterovs_momentum=True,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        weight_decay=0.01,
-        dtype="float32",
-        device="cpu",
-        verbose=False,
-    ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.l1 = l1
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.weight_decay = weight_decay
-        self.dtype = dtype
-        self.device = device
-        self.verbose = verbose
+    # ------------------------------------------------------------------ parameters
+    def _check_params(self):
+        _hidden_sizes(self)
+        _check_options(self, "activation", _HIDDEN_ACTIVATIONS)
+        _check_options(self, "solver", self._solvers)
+        _check_number(self, "alpha", 0)
+        _check_number(self, "l1", 0)
+        if self.batch_size != "auto":
+            _check_number(self, "batch_size", 1, integer=True)
+        _check_number(self, "learning_rate_init", 0, closed="neither")
+        _check_number(self, "max_iter", 1, integer=True)
+        _check_bool(self, "shuffle")
+        _check_number(self, "tol", 0)
+        _check_number(self, "momentum", 0, 1, closed="both")
+        _check_bool(self, "nesterovs_momentum")
+        _check_bool(self, "early_stopping")
+        _check_number(self, "validation_fraction", 0, 1)
+        _check_number(self, "beta_1", 0, 1)
+        _check_number(self, "beta_2", 0, 1)
+        _check_number(self, "epsilon", 0, closed="neither")
+        _check_number(self, "n_iter_no_change", 1, integer=True, allow_inf=True)
+        _check_number(self, "weight_decay", 0)
+        if self.dtype not in (None, "float32", "float64", np.float32, np.float64):
+            raise _param_error(self, "dtype", "None, 'float32' or 'float64'", self.dtype)
+        _check_options(self, "device", ("cpu", "cuda"))
 
-    # ------------------------------------------------------------------ set-up
-    def _optimizer(self):
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
-        lr = self.learning_rate_init
+    _solvers = _STOCHASTIC_SOLVERS
+    learning_rate = "constant"  # the schedules exist for MLPClassifier/MLPRegressor only
+    power_t = 0.5
+
+    def _training_dtype(self, X):
+        """float32 for float32 data, float64 otherwise, unless ``dtype`` says which."""
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        return np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+
+    def _new_optimizer(self):
+        lr = float(self.learning_rate_init)
         if self.solver == "sgd":
+            momentum = float(self.momentum)
+            # fastdnn's SGD takes momentum in [0, 1): 1 is a never-decaying velocity.
+            momentum = min(momentum, float(np.nextafter(1.0, 0.0)))
             return SGD(
-                lr, momentum=self.momentum, nesterov=self.nesterovs_momentum and self.momentum > 0
+                lr, momentum=momentum, nesterov=bool(self.nesterovs_momentum) and momentum > 0
             )
         if self.solver == "rmsprop":
-            return RMSprop(lr, eps=self.epsilon, momentum=0.0)
+            return RMSprop(lr, eps=self.epsilon)
         if self.solver == "adamw":
             return AdamW(lr, self.beta_1, self.beta_2, self.epsilon, self.weight_decay)
         return Adam(lr, self.beta_1, self.beta_2, self.epsilon)
 
-    def _batch_size(self, n_rows):
+    def _batch_size(self, n_samples):
         if self.batch_size == "auto":
-            return min(200, n_rows)
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)):
-            raise ValueError(f"batch_size must be 'auto' or an int >= 1, got {self.batch_size!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be 'auto' or an int >= 1, got {self.batch_size!r}")
-        return min(int(self.batch_size), n_rows)
-
-    def _build(self, n_features, n_outputs, n_rows):
-        hidden = self.hidden_layer_sizes
-        hidden = [hidden] if np.isscalar(hidden) else list(hidden)
-        if any(not isinstance(h, (int, np.integer)) or h < 1 for h in hidden):
-            raise ValueError(
-                f"hidden_layer_sizes must hold integers >= 1, got {self.hidden_layer_sizes!r}"
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is going to be "
+                "clipped",
+                stacklevel=4,
             )
-        sizes = [n_features, *(int(h) for h in hidden), n_outputs]
-        layers = [
-            Dense(sizes[i], sizes[i + 1], activation=self.activation) for i in range(len(sizes) - 2)
-        ]
-        layers.append(Dense(sizes[-2], sizes[-1], activation=self._output_activation))
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        model = Sequential(layers, dtype=self.dtype, seed=seed, device=self.device)
-        # scikit-learn's alpha penalises (alpha / 2) * ||W||^2 / batch_size per batch.
-        l2 = self.alpha / self._batch_size(n_rows)
-        model.compile(loss=self._loss, optimizer=self._optimizer(), l1=self.l1, l2=l2)
-        return model
+        return int(np.clip(self.batch_size, 1, n_samples))
+
+    # ------------------------------------------------------------------ stochastic loop
+    def _reset_progress(self):
+        """The attributes of scikit-learn's ``_initialize`` for the stochastic solvers."""
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        self._best_params = None
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _split_validation(self, X, Y, sample_weight, stratify, random_state):
+        """scikit-learn's early-stopping split: the same rows for the same ``random_state``."""
+        index = np.arange(X.shape[0])
+        train, val = train_test_split(
+            index, random_state=random_state, test_size=self.validation_fraction,
+            stratify=stratify,
+        )  # fmt: skip
+        if val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size of "
+                "your dataset."
+            )
+        weight = (
+            (None, None) if sample_weight is None else (sample_weight[train], sample_weight[val])
+        )
+        return (X[train], Y[train], weight[0]), (X[val], Y[val], weight[1], val)
+
+    def _end_iteration(self, loss, n_train, validation):
+        """One of scikit-learn's iterations ends with this training loss."""
+        self.n_iter_ += 1
+        self.loss_ = loss
+        self.t_ += n_train
+        self.loss_curve_.append(loss)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+        self._update_no_improvement_count(validation)
+        optimizer = self.model_.optimizer
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            optimizer.lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+        self._stop_requested = False
+        if self._no_improvement_count > self.n_iter_no_change:
+            if validation is not None:
+                msg = (
+                    f"Validation score did not improve more than tol={self.tol:f} for "
+                    f"{int(self.n_iter_no_change)} consecutive epochs."
+                )
+            else:
+                msg = (
+                    f"Training loss did not improve more than tol={self.tol:f} for "
+                    f"{int(self.n_iter_no_change)} consecutive epochs."
+                )
+            if self.solver == "sgd" and self.learning_rate == "adaptive":
+                if optimizer.lr <= 1e-6:
+                    if self.verbose:
+                        print(msg + " Learning rate too small. Stopping.")
+                    self._stop_requested = True
+                else:
+                    optimizer.lr = optimizer.lr / 5.0
+                    if self.verbose:
+                        print(f"{msg} Setting learning rate to {optimizer.lr:f}")
+                    self._no_improvement_count = 0
+            else:
+                if self.verbose:
+                    print(msg + " Stopping.")
+                self._stop_requested = True
+
+    def _update_no_improvement_count(self, validation):
+        if validation is not None:
+            score = self._validation_score(validation)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self.model_._params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _fit_stochastic(self, train, validation, incremental):
+        """Up to ``max_iter`` epochs (one when ``incremental``) of the stochastic solver."""
+        X, Y, sample_weight = train
+        model = self.model_
+        self.n_iter_ = 0
+        batch_size = self._batch_size(X.shape[0])
+        epochs = 1 if incremental else int(self.max_iter)
+        loop = _SklearnEpochs(self, X.shape[0], validation, incremental)
+        self._stop_requested = False
+        try:
+            model.fit(
+                X, Y, epochs=epochs, batch_size=batch_size, shuffle=bool(self.shuffle),
+                verbose=0, callbacks=[loop], sample_weight=sample_weight,
+            )  # fmt: skip
+        except TrainingDivergedError as error:
+            # The network is back at the end of the last good epoch; this one's loss is NaN.
+            self.n_iter_ += 1
+            self.loss_ = np.nan
+            self.loss_curve_.append(np.nan)
+            if validation is None or getattr(self, "_best_params", None) is None:
+                raise ValueError(_NON_FINITE_MESSAGE) from error
+            self.validation_scores_.append(np.nan)
+        if validation is not None and getattr(self, "_best_params", None) is not None:
+            model._params[:] = self._best_params
+        if not incremental and self.n_iter_ == self.max_iter and not self._stop_requested:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _fit_lbfgs(self, X, Y, sample_weight):
+        """L-BFGS-B over the flat parameter buffer, as scikit-learn's ``_fit_lbfgs``."""
+        model = self.model_
+        X, Y, weight = model._data(X, Y, sample_weight)
+        gradient = np.empty_like(model._params)
+
+        def loss_and_gradient(theta):
+            model._params[:] = theta
+            loss = model._loss_and_flat_gradient(X, Y, weight, gradient)
+            return loss, gradient.astype(np.float64)
+
+        iterations = []
+
+        def report(intermediate_result):
+            iterations.append(intermediate_result.fun)
+            if self.verbose:
+                print(f"Iteration {len(iterations)}, loss = {intermediate_result.fun:.8f}")
+
+        result = scipy.optimize.minimize(
+            loss_and_gradient, model._params.astype(np.float64), method="L-BFGS-B", jac=True,
+            callback=report,
+            options={"maxfun": int(self.max_fun), "maxiter": int(self.max_iter), "gtol": self.tol},
+        )  # fmt: skip
+        model._params[:] = result.x
+        if result.status != 0:
+            message = result.message
+            message = message.decode("latin1") if isinstance(message, bytes) else message
+            warnings.warn(
+                f"lbfgs failed to converge after {result.nit} iteration(s) (status="
+                f"{result.status}): {message}. Increase the number of iterations (max_iter="
+                f"{self.max_iter}) or function evaluations (max_fun={self.max_fun}), or scale "
+                "the data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.n_iter_ = min(int(result.nit), int(self.max_iter))
+        self.loss_ = float(result.fun)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        tags.input_tags.sparse = True
+        return tags
+
+
+class _SklearnMLP(_BaseMLP):
+    """scikit-learn's ``BaseMultilayerPerceptron``: ``coefs_``/``intercepts_`` over a
+    ``Sequential``, the stochastic solvers and L-BFGS."""
+
+    _solvers = _SOLVERS
+
+    def _check_params(self):
+        super()._check_params()
+        _check_options(self, "learning_rate", ("constant", "invscaling", "adaptive"))
+        _check_number(self, "power_t", 0)
+        _check_bool(self, "warm_start")
+        _check_number(self, "max_fun", 1, integer=True)
+
+    # ------------------------------------------------------------------ network and weights
+    def _initialize(self, n_outputs, layer_units, dtype):
+        """Fresh attributes and scikit-learn's initial weights (Glorot uniform from
+        ``random_state``, biases too, drawn in the same order)."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._out_activation()
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(layer_units, layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = self._random_state.uniform(-bound, bound, fan_out)
+            self.coefs_.append(coef.astype(dtype, copy=False))
+            self.intercepts_.append(intercept.astype(dtype, copy=False))
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._reset_progress()
+        self.__dict__.pop("model_", None)
+
+    def _network_key(self, dtype):
+        sizes = [np.shape(self.coefs_[0])[0]] + [np.shape(c)[1] for c in self.coefs_]
+        output = _OUTPUT_ACTIVATIONS[self.out_activation_]
+        hidden = _network_activation(self.activation)
+        return (tuple(int(s) for s in sizes), hidden, output, np.dtype(dtype).name, self.device)
+
+    def _ensure_network(self, dtype):
+        """``model_`` holding ``coefs_``/``intercepts_`` (built when missing or when the
+        architecture, dtype or device changed); returns whether it was built."""
+        key = self._network_key(dtype)
+        built = getattr(self, "_network", None) != key or not hasattr(self, "model_")
+        if built:
+            sizes, hidden, output, dtype_name, device = key
+            layers = [Dense(a, b, hidden) for a, b in zip(sizes[:-2], sizes[1:-1])]
+            layers.append(Dense(sizes[-2], sizes[-1], output))
+            seed = int(self._random_state.randint(np.iinfo(np.int32).max))
+            self.model_ = Sequential(layers, dtype=dtype_name, seed=seed, device=device)
+            self._network = key
+            self._bound = ([], [])
+        self._push_weights()
+        return built
+
+    def _push_weights(self):
+        """Copy any ``coefs_``/``intercepts_`` entry that is not the network's own view into
+        the network (a user assigned it), then make the attributes views again."""
+        model = self.model_
+        coef_views, intercept_views = getattr(self, "_bound", ([], []))
+        if (
+            len(self.coefs_) == len(coef_views)
+            and all(a is b for a, b in zip(self.coefs_, coef_views))
+            and len(self.intercepts_) == len(intercept_views)
+            and all(a is b for a, b in zip(self.intercepts_, intercept_views))
+        ):
+            return
+        views = model._layer_views(model._params)
+        if len(self.coefs_) != len(views) or len(self.intercepts_) != len(views):
+            raise ValueError(
+                f"coefs_ and intercepts_ must hold {len(views)} arrays each, one per layer"
+            )
+        staged = []
+        for i, (W, b) in enumerate(views):
+            for name, value, target in (
+                ("coefs_", self.coefs_[i], W.T),
+                ("intercepts_", self.intercepts_[i], b),
+            ):
+                value = np.asarray(value)
+                if value.shape != target.shape:
+                    raise ValueError(
+                        f"{name}[{i}] must have shape {target.shape}, got {value.shape}"
+                    )
+                if not np.isfinite(value).all():
+                    raise ValueError(f"{name}[{i}] holds NaN or infinity")
+                staged.append((target, value))
+        for target, value in staged:  # nothing changes unless every array is valid
+            target[...] = value
+        self._bind_weights()
+
+    def _bind_weights(self):
+        views = self.model_._layer_views(self.model_._params)
+        self.coefs_ = [W.T for W, _ in views]
+        self.intercepts_ = [b for _, b in views]
+        self._bound = (list(self.coefs_), list(self.intercepts_))
+
+    def __getstate__(self):
+        # The attributes are views of the network's buffer: pickle the buffer once, and
+        # rebuild the views on unpickling.
+        if "model_" in self.__dict__ and "coefs_" in self.__dict__:
+            self._push_weights()
+        state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
+        for name in ("coefs_", "intercepts_", "_bound"):
+            if "model_" in state:
+                state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "model_" in self.__dict__:
+            self._bind_weights()
+
+    def _compile(self, n_samples_or_weight):
+        """Loss, optimizer and penalty of the network; resets the optimizer state."""
+        loss, loss_weight = self._network_loss()
+        # scikit-learn adds alpha / 2 * ||W||^2 divided by the batch's sample count.
+        self.model_.compile(
+            loss, self._new_optimizer(), l1=self.l1, l2=self.alpha / n_samples_or_weight,
+            loss_weight=loss_weight,
+        )  # fmt: skip
+        # As scikit-learn's estimators, the optimizer in use (with its learning_rate) is kept
+        # as ``_optimizer``: code written against them reads it.
+        self._optimizer = self.model_.optimizer
 
     # ------------------------------------------------------------------ fitting
-    def _validate_X(self, X, reset):
-        return validate_data(
-            self, X, reset=reset, dtype=[np.float32, np.float64], order="C",
-            ensure_all_finite=True,
-        )  # fmt: skip
-
-    def _fit(self, X, y, sample_weight, incremental, epochs):
-        X, y = validate_data(
-            self, X, y, reset=not incremental, dtype=[np.float32, np.float64],
-            multi_output=self._multi_output, y_numeric=not self._is_classifier,
-        )  # fmt: skip
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        targets, sample_weight = self._encode_targets(y, sample_weight, incremental)
-        return self._train(X, targets, sample_weight, incremental, epochs)
-
-    def _train(self, X, targets, sample_weight, incremental, epochs):
-        n_outputs = self._n_outputs(targets)
-        if not incremental:
-            self.model_ = self._build(X.shape[1], n_outputs, X.shape[0])
-            self.loss_curve_ = []
-            self.n_iter_ = 0
-        callbacks = []
-        validation = None
-        if self.early_stopping and not incremental:
-            stratify = targets if self._is_classifier else None
-            X, X_val, targets, y_val, sample_weight, w_val = train_test_split(
-                X, targets, sample_weight, test_size=self.validation_fraction,
-                random_state=self.model_.seed, stratify=stratify,
-            )  # fmt: skip
-            validation = (X_val, y_val, w_val)
-            monitor = "val_accuracy" if self._is_classifier else "val_loss"
-        else:
-            monitor = "loss"
-        if epochs > 1:
-            callbacks.append(
-                EarlyStopping(
-                    monitor=monitor, patience=self.n_iter_no_change, min_delta=self.tol,
-                    restore_best_weights=validation is not None,
-                )
-            )  # fmt: skip
-        history = self.model_.fit(
-            X, targets, epochs=epochs, batch_size=self._batch_size(X.shape[0]),
-            shuffle=self.shuffle, validation_data=validation, verbose=1 if self.verbose else 0,
-            callbacks=callbacks, sample_weight=sample_weight,
-        )  # fmt: skip
-        self.loss_curve_.extend(history.history["loss"])
-        self.n_iter_ += len(history.epoch)
-        if validation is not None:
-            self.validation_scores_ = history.history[monitor]
-        self.best_loss_ = min(self.loss_curve_)
-        if epochs > 1 and len(history.epoch) == epochs:
-            warnings.warn(
-                f"{type(self).__name__} reached max_iter={self.max_iter} before converging",
-                ConvergenceWarning,
-                stacklevel=4,  # the caller of fit (fit -> _fit -> _train)
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._check_params()
+        hidden = _hidden_sizes(self)
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if self.early_stopping and incremental and self.solver in _STOCHASTIC_SOLVERS:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        X, Y, labels = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        sample_weight = self._class_sample_weight(labels, sample_weight)
+        dtype = self._training_dtype(X)
+        self.n_outputs_ = Y.shape[1]
+        layer_units = [X.shape[1], *hidden, self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(self.n_outputs_, layer_units, dtype)
+        elif [np.shape(self.coefs_[0])[0]] + [np.shape(c)[1] for c in self.coefs_] != layer_units:
+            raise ValueError(
+                f"the network has layer sizes {self._network_key(dtype)[0]}, the data and "
+                f"hidden_layer_sizes need {tuple(layer_units)}; fit with warm_start=False"
             )
+        if self.solver == "lbfgs":
+            self._ensure_network(dtype)
+            weight_sum = X.shape[0] if sample_weight is None else float(sample_weight.sum())
+            self._compile(weight_sum)
+            self._fit_lbfgs(X, Y, sample_weight)
+        else:
+            validation = None
+            train = (X, Y, sample_weight)
+            if self.early_stopping:
+                stratify = Y.astype(bool) if self._is_classifier and self.n_outputs_ == 1 else None
+                train, (X_val, Y_val, w_val, rows) = self._split_validation(
+                    X, Y, sample_weight, stratify, self._random_state
+                )
+                validation = (X_val, labels[rows], w_val)
+            built = self._ensure_network(dtype)
+            if built or not incremental or not hasattr(self, "_optimizer"):
+                self._compile(self._batch_size(train[0].shape[0]))
+            if not hasattr(self, "loss_curve_"):
+                self._reset_progress()  # a network given as coefs_ by hand
+            self._fit_stochastic(train, validation, incremental)
+        if not np.isfinite(self.model_._params).all():
+            raise ValueError(_NON_FINITE_MESSAGE)
         return self
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the network from scratch for up to ``max_iter`` epochs.
+        """Fit the model to data matrix ``X`` and targets ``y``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        sample_weight : array-like of shape (n_samples,), optional
+            Class labels (a label-indicator matrix for multilabel classification) or targets.
+        sample_weight : array-like of shape (n_samples,), default None
 
         Returns
         -------
         self
         """
-        self._check_max_iter()
-        return self._fit(X, y, sample_weight, incremental=False, epochs=int(self.max_iter))
+        return self._fit(X, y, sample_weight, incremental=False)
 
-    def _check_max_iter(self):
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)):
-            raise ValueError(f"max_iter must be an int >= 1, got {self.max_iter!r}")
-        if self.max_iter < 1:
-            raise ValueError(f"max_iter must be an int >= 1, got {self.max_iter!r}")
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. {self.solver} is "
+                "not stochastic."
+            )
+        return True
 
-    def _predict_raw(self, X):
-        # Outputs in float64 whatever the training dtype, as scikit-learn's estimators return.
-        check_is_fitted(self, "model_")
-        X = self._validate_X(X, reset=False)
-        return self.model_.predict(X).astype(np.float64)
+    def _class_sample_weight(self, labels, sample_weight):
+        return sample_weight
+
+    def _validation_score(self, validation):
+        X_val, y_val, w_val = validation
+        prediction = self._decode(self.model_.predict(X_val))
+        if (
+            np.issubdtype(np.asarray(prediction).dtype, np.floating)
+            and not np.isfinite(prediction).all()
+        ):
+            return np.nan
+        return float(self._score_function(y_val, prediction, sample_weight=w_val))
+
+    # ------------------------------------------------------------------ prediction
+    def _forward(self, X):
+        check_is_fitted(self, "coefs_")
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        if not hasattr(self, "model_"):
+            self._random_state = check_random_state(self.random_state)
+            self._ensure_network(np.asarray(self.coefs_[0]).dtype)
+        else:
+            self._push_weights()
+        return self.model_.predict(X)
 
     # ------------------------------------------------------------------ save / load
     def save(self, path):
-        """Save parameters, fitted attributes and the network (see ``fastdnn.io``)."""
-        check_is_fitted(self, "model_")
+        """Save the network (weights, optimizer state) and the fitted attributes to ``path``;
+        ``fastdnn.load(path)`` gives the estimator back (see ``fastdnn.io``)."""
+        check_is_fitted(self, "coefs_")
+        self._push_weights()
         meta, arrays = self.model_._archive()
-        fitted = {
-            "n_features_in_": int(self.n_features_in_),
-            "n_iter_": int(self.n_iter_),
-            "loss_curve_": [float(v) for v in self.loss_curve_],
+        fitted = {}
+        for name in self._saved_attributes:
+            if hasattr(self, name):
+                value = getattr(self, name)
+                fitted[name] = value.tolist() if isinstance(value, np.ndarray) else value
+        fitted["_network"] = list(self._network)
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in_"] = [str(v) for v in self.feature_names_in_]
+        estimator = {
+            "params": _io.encode_value(self.get_params(deep=False)),
+            "fitted": _io.encode_value(fitted),
         }
-        fitted.update(self._fitted_extra())
-        estimator = {"params": _io.encode_value(self.get_params(deep=False)), "fitted": fitted}
         _io.save_archive(path, type(self).__name__, {"model": meta, "estimator": estimator}, arrays)
+
+    _saved_attributes = (
+        "n_features_in_", "n_iter_", "t_", "n_outputs_", "n_layers_", "out_activation_",
+        "loss_", "loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_",
+        "_no_improvement_count",
+    )  # fmt: skip
 
     @classmethod
     def _from_archive(cls, meta, arrays, device=None):
         estimator = cls(**_io.decode_value(meta["estimator"]["params"]))
         if device is not None:
             estimator.device = device
+        fitted = _io.decode_value(meta["estimator"]["fitted"])
+        network = fitted.pop("_network")
+        for name, value in fitted.items():
+            if name == "feature_names_in_":
+                value = np.asarray(value, dtype=object)
+            setattr(estimator, name, value)
+        estimator._restore_labels(fitted)
         estimator.model_ = Sequential._from_archive(meta["model"], arrays, estimator.device)
-        for name, value in meta["estimator"]["fitted"].items():
-            setattr(estimator, name, np.asarray(value) if name == "classes_" else value)
-        estimator.best_loss_ = min(estimator.loss_curve_)
+        network[0] = tuple(network[0])
+        network[-1] = estimator.device
+        estimator._network = tuple(network)
+        estimator._optimizer = estimator.model_.optimizer
+        estimator._bind_weights()
         return estimator
 
-    def _fitted_extra(self):
-        return {}
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        return tags
+    def _restore_labels(self, fitted):
+        pass
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier: softmax output, cross-entropy loss.
+class MLPClassifier(ClassifierMixin, _SklearnMLP):
+    """Multi-layer perceptron classifier, a drop-in for ``sklearn.neural_network.MLPClassifier``.
+
+    Multiclass targets train a softmax output with log-loss; binary targets one logistic
+    output; a label-indicator ``y`` (multilabel) one logistic output per label with the binary
+    log-loss summed over labels, as in scikit-learn.
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default (100,)
-    activation : str, default "relu"
-        Hidden activation: ``relu``, ``tanh``, ``sigmoid``, ``leaky_relu``, ``elu``, ``gelu``,
-        ``softplus`` or ``linear``.
-    solver : {"sgd", "adam", "adamw", "rmsprop"}, default "adam"
+    hidden_layer_sizes : array-like of int, default (100,)
+        Width of each hidden layer.
+    activation : {"identity", "logistic", "tanh", "relu"}, default "relu"
+        Hidden activation; fastdnn's names (``linear``, ``sigmoid``, ``leaky_relu``, ``elu``,
+        ``gelu``, ``softplus``) are accepted too.
+    solver : {"lbfgs", "sgd", "adam", "adamw", "rmsprop"}, default "adam"
+        ``lbfgs``: SciPy's L-BFGS-B on the full-batch loss (best for small data). ``sgd``:
+        SGD with (Nesterov) momentum and the ``learning_rate`` schedule. ``adam``; fastdnn's
+        ``adamw`` (with ``weight_decay``) and ``rmsprop``.
     alpha : float, default 1e-4
-        L2 penalty as in scikit-learn (``alpha / batch_size`` per batch on the weights).
-    l1 : float, default 0.0
-        L1 penalty ``l1 * sum|W|``.
+        L2 strength: ``alpha / 2 * ||W||^2`` divided by the batch's sample count (the data's
+        summed sample weight for ``lbfgs``).
     batch_size : int or "auto", default "auto"
-        ``min(200, n_samples)`` when "auto".
+        ``min(200, n_samples)`` when "auto"; clipped to ``[1, n_samples]``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        SGD schedule: constant; ``learning_rate_init / (t + 1) ** power_t`` after each epoch
+        (``t`` the samples seen); or divided by 5 whenever ``n_iter_no_change`` epochs fail to
+        improve by ``tol`` (stopping once it is below 1e-6).
     learning_rate_init : float, default 1e-3
+    power_t : float, default 0.5
     max_iter : int, default 200
-        Maximum number of epochs.
+        Epochs for the stochastic solvers; iterations for ``lbfgs``.
     shuffle : bool, default True
-    random_state : int, RandomState or None, default None
+    random_state : int, RandomState instance or None, default None
+        Initial weights (scikit-learn's draws), the early-stopping split and the shuffling.
     tol : float, default 1e-4
-        Minimum improvement of the monitored loss/score.
+        Minimum improvement of the loss (or validation score) over ``n_iter_no_change``
+        epochs; for ``lbfgs`` the projected-gradient tolerance.
+    verbose : bool or int, default False
+        Print ``Iteration k, loss = ...`` lines (and validation scores) as scikit-learn does.
+    warm_start : bool, default False
+        ``fit`` continues from the current weights (with a fresh optimizer state).
+    momentum : float, default 0.9
+    nesterovs_momentum : bool, default True
     early_stopping : bool, default False
-        Hold out ``validation_fraction`` (stratified) and stop on validation accuracy,
-        keeping the best weights.
+        Hold out ``validation_fraction`` (stratified for binary targets, as in scikit-learn),
+        stop on its accuracy and keep the best weights.
     validation_fraction : float, default 0.1
-    n_iter_no_change : int, default 10
-        Epochs without an improvement of ``tol`` before stopping.
-    momentum, nesterovs_momentum : float, bool
-        For ``solver="sgd"``.
-    beta_1, beta_2, epsilon : float
-        For Adam/AdamW (``epsilon`` also for RMSprop).
+    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
+        Adam's (``epsilon`` also RMSprop's).
+    n_iter_no_change : int or inf, default 10
+    max_fun : int, default 15000
+        Loss evaluations allowed to ``lbfgs``.
+    l1 : float, default 0.0
+        fastdnn: L1 penalty ``l1 * sum|W|``.
     weight_decay : float, default 0.01
-        For ``solver="adamw"``.
+        fastdnn: decoupled weight decay of ``solver="adamw"``.
     class_weight : dict, "balanced" or None, default None
-        Multiplies each sample's weight by its class's weight.
-    dtype : {"float32", "float64"}, default "float32"
+        fastdnn: multiplies each sample's weight by its class's weight.
+    dtype : {None, "float32", "float64"}, default None
+        fastdnn: None trains in the data's precision (float32 for float32 data, else float64).
     device : {"cpu", "cuda"}, default "cpu"
-    verbose : bool, default False
+        fastdnn: where the network trains and predicts.
 
     Attributes
     ----------
     classes_ : ndarray
-    n_features_in_ : int
+    loss_ : float
+    best_loss_ : float or None
     loss_curve_ : list of float
+    validation_scores_ : list of float or None
+    best_validation_score_ : float or None
+    t_ : int
+        Training samples seen.
+    coefs_ : list of ndarray
+        ``coefs_[i]`` of shape (n_in, n_out): a view of layer ``i``'s ``W.T``. Assigning new
+        arrays is honoured by the next ``fit``, ``partial_fit`` or ``predict``.
+    intercepts_ : list of ndarray
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
     n_iter_ : int
-    best_loss_ : float
+    n_layers_ : int
+    n_outputs_ : int
+    out_activation_ : str
     model_ : fastdnn.Sequential
+        The network.
     """
 
-    _loss = "cross_entropy"
-    _output_activation = "softmax"
     _is_classifier = True
-    _multi_output = False
+    _score_function = staticmethod(accuracy_score)
 
     def __init__(
         self,
-        *,
         hidden_layer_sizes=(100,),
         activation="relu",
+        *,
         solver="adam",
         alpha=0.0001,
-        l1=0.0,
         batch_size="auto",
+        learning_rate="constant",
         learning_rate_init=0.001,
+        power_t=0.5,
         max_iter=200,
         shuffle=True,
         random_state=None,
         tol=1e-4,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
+        verbose=False,
+        warm_start=False,
         momentum=0.9,
         nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        l1=0.0,
         weight_decay=0.01,
-        dtype="float32",
-        device="cpu",
-        verbose=False,
         class_weight=None,
+        dtype=None,
+        device="cpu",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
-        self.l1 = l1
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
         self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
+        self.verbose = verbose
+        self.warm_start = warm_start
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.l1 = l1
         self.weight_decay = weight_decay
+        self.class_weight = class_weight
         self.dtype = dtype
         self.device = device
-        self.verbose = verbose
-        self.class_weight = class_weight
 
-    def _encode_targets(self, y, sample_weight, incremental):
-        check_classification_targets(y)
-        if not incremental:
-            self.classes_ = np.unique(y)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(f"y holds labels not seen in the first fit: {unknown[:5].tolist()}")
-        if self.classes_.size < 2:
-            raise ValueError(
-                f"MLPClassifier needs at least 2 classes in y, got 1 class: {self.classes_[0]!r}"
-            )
-        if self.class_weight is not None:
-            sample_weight = sample_weight * compute_sample_weight(self.class_weight, y)
-        return np.searchsorted(self.classes_, y), sample_weight
+    # ------------------------------------------------------------------ targets
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+            dtype=(np.float64, np.float32), reset=reset,
+        )  # fmt: skip
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        Y = self._label_binarizer.transform(y).astype(np.float64)
+        return X, Y, y
 
-    def _n_outputs(self, targets):
-        return self.classes_.size
+    def _class_sample_weight(self, labels, sample_weight):
+        if self.class_weight is None:
+            return sample_weight
+        weights = compute_sample_weight(self.class_weight, labels)
+        return weights if sample_weight is None else sample_weight * weights
 
+    def _out_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _network_loss(self):
+        if self.out_activation_ == "softmax":
+            return "cross_entropy", 1.0
+        # scikit-learn's binary log-loss is summed over the labels of a multilabel target.
+        return "binary_cross_entropy", float(self.n_outputs_)
+
+    def _decode(self, proba):
+        if self.n_outputs_ == 1:
+            proba = proba.ravel()
+        return self._label_binarizer.inverse_transform(proba)
+
+    def _restore_labels(self, fitted):
+        binarizer = LabelBinarizer()
+        if self.out_activation_ == "logistic" and self.n_outputs_ > 1:
+            binarizer.fit(np.eye(self.n_outputs_, dtype=int))
+        else:
+            binarizer.fit(self.classes_)
+        self._label_binarizer = binarizer
+        self.classes_ = binarizer.classes_
+
+    _saved_attributes = (*_SklearnMLP._saved_attributes, "classes_")
+
+    # ------------------------------------------------------------------ public
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over ``(X, y)``; the first call needs ``classes`` (all labels).
+        """One iteration (epoch) over ``(X, y)``, continuing from the current weights.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), default None
+        classes : array of shape (n_classes,), default None
+            Every class of every call; required on the first call only.
 
         Returns
         -------
         self
         """
-        first = not hasattr(self, "model_")
-        if first:
-            if classes is None:
-                raise ValueError("classes must be given on the first call to partial_fit")
-            classes = np.unique(np.asarray(classes))
-            self.classes_ = classes
-            X_checked, y_checked = validate_data(self, X, y, dtype=[np.float32, np.float64])
-            sample_weight = _check_sample_weight(sample_weight, X_checked, dtype=np.float64)
-            check_classification_targets(y_checked)
-            targets, sample_weight = self._encode_targets(y_checked, sample_weight, True)
-            self.model_ = self._build(X_checked.shape[1], classes.size, X_checked.shape[0])
-            self.loss_curve_, self.n_iter_ = [], 0
-        return self._fit(X, y, sample_weight, incremental=True, epochs=1)
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted class of each sample (label-indicator rows for multilabel targets).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self._decode(self._forward(X))
 
     def predict_proba(self, X):
-        """Class probabilities, columns ordered as ``classes_``."""
-        return self._predict_raw(X)
+        """Probability of each class, columns ordered as ``classes_``, in the training dtype.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        proba = self._forward(X)
+        if self.n_outputs_ == 1:
+            proba = proba.ravel()
+            return np.vstack([1 - proba, proba]).T
+        return proba
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        """Most probable class of each sample."""
         proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
-
-    def _fitted_extra(self):
-        classes = self.classes_.tolist()
-        return {"classes_": classes}
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_label = True
         return tags
 
 
-class MLPRegressor(RegressorMixin, _BaseMLP):
-    """Multi-layer perceptron regressor: linear output, mean squared error.
+class MLPRegressor(RegressorMixin, _SklearnMLP):
+    """Multi-layer perceptron regressor, a drop-in for ``sklearn.neural_network.MLPRegressor``.
 
-    Parameters are those of :class:`MLPClassifier` without ``class_weight``.
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default "squared_error"
+        Half squared error with an identity output, or half Poisson deviance with an
+        exponential output (log link; targets must be >= 0).
+    Other parameters
+        As :class:`MLPClassifier`, without ``class_weight``.
 
     Attributes
     ----------
-    n_features_in_ : int
-    n_outputs_ : int
-    loss_curve_ : list of float
-        Per-epoch MSE (mean over all outputs) plus the penalty.
-    n_iter_ : int
-    best_loss_ : float
-    model_ : fastdnn.Sequential
+    As :class:`MLPClassifier`, without ``classes_``.
     """
 
-    _loss = "mse"
-    _output_activation = "linear"
-    _is_classifier = False
-    _multi_output = True
+    _score_function = staticmethod(r2_score)
 
-    def _encode_targets(self, y, sample_weight, incremental):
-        y = np.asarray(y, dtype=np.float64)
-        if not incremental:
-            self._y_1d = y.ndim == 1
-        return (y.reshape(-1, 1) if y.ndim == 1 else y), sample_weight
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        l1=0.0,
+        weight_decay=0.01,
+        dtype=None,
+        device="cpu",
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.l1 = l1
+        self.weight_decay = weight_decay
+        self.dtype = dtype
+        self.device = device
 
-    def _n_outputs(self, targets):
-        self.n_outputs_ = targets.shape[1]
-        return self.n_outputs_
+    def _check_params(self):
+        super()._check_params()
+        _check_options(self, "loss", ("squared_error", "poisson"))
 
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+            dtype=(np.float64, np.float32), reset=reset,
+        )  # fmt: skip
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and (np.asarray(y) < 0).any():
+            raise ValueError(
+                "Some value(s) of y are negative which is not allowed for Poisson regression."
+            )
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        return X, Y, y
+
+    def _out_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _network_loss(self):
+        if self.loss == "poisson":
+            # scikit-learn's half Poisson deviance is summed over the outputs.
+            return "poisson", float(self.n_outputs_)
+        return "mse", 0.5  # scikit-learn's half squared error, averaged over all outputs
+
+    def _decode(self, prediction):
+        return prediction.ravel() if prediction.shape[1] == 1 else prediction
+
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over ``(X, y)``, continuing from the current weights.
+        """One iteration (epoch) over ``(X, y)``, continuing from the current weights.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default None
 
         Returns
         -------
         self
         """
-        first = not hasattr(self, "model_")
-        if first:
-            X_checked, y_checked = validate_data(
-                self, X, y, dtype=[np.float32, np.float64], multi_output=True, y_numeric=True
-            )
-            targets, _ = self._encode_targets(y_checked, None, False)
-            self.model_ = self._build(X_checked.shape[1], self._n_outputs(targets), len(X_checked))
-            self.loss_curve_, self.n_iter_ = [], 0
-        return self._fit(X, y, sample_weight, incremental=True, epochs=1)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted targets, shaped like the ``y`` given to ``fit``."""
-        out = self._predict_raw(X)
-        return out.ravel() if self._y_1d else out
+        """Predicted targets in the training dtype, ``(n_samples,)`` for one output.
 
-    def _fitted_extra(self):
-        return {"n_outputs_": int(self.n_outputs_), "_y_1d": bool(self._y_1d)}
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        check_is_fitted(self)
+        return self._decode(self._forward(X))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -488,12 +1076,30 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return tags
 
 
+def _check_partial_fit_first_call(estimator, classes):
+    """True on the first ``partial_fit`` call (which sets ``classes_``); checks ``classes``."""
+    if getattr(estimator, "classes_", None) is None and classes is None:
+        raise ValueError("classes must be passed on the first call to partial_fit.")
+    if classes is None:
+        return False
+    if getattr(estimator, "classes_", None) is not None:
+        if not np.array_equal(estimator.classes_, unique_labels(classes)):
+            raise ValueError(
+                f"`classes={classes!r}` is not the same as on last call to partial_fit, was: "
+                f"{estimator.classes_!r}"
+            )
+        return False
+    estimator.classes_ = unique_labels(classes)
+    return True
+
+
 class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseMLP):
     """A dense autoencoder as a scikit-learn transformer: ``transform`` encodes to the bottleneck.
 
     The encoder is ``n_features -> hidden_layer_sizes[0] -> ... -> hidden_layer_sizes[-1]`` (the
     last entry is the bottleneck width) and the decoder mirrors it; both train together as one
-    :class:`fastdnn.Autoencoder` minimising the mean squared reconstruction error.
+    :class:`fastdnn.Autoencoder` minimising the mean squared reconstruction error, with the
+    stopping rules of :class:`MLPRegressor`.
 
     Parameters
     ----------
@@ -504,9 +1110,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     bottleneck_activation : str, default "linear"
         Activation of the code layer.
     Other parameters
-        As for :class:`MLPRegressor` (``activation``, ``solver``, ``alpha`` (default 0),
-        ``l1``, ``batch_size``, ``learning_rate_init``, ``max_iter``, ``early_stopping``,
-        ``random_state``, ``dtype``, ...).
+        As for :class:`MLPRegressor` (``activation``, ``solver`` (stochastic ones),
+        ``alpha`` (default 0), ``l1``, ``batch_size``, ``learning_rate_init``, ``max_iter``,
+        ``early_stopping``, ``random_state``, ``dtype``, ...).
 
     Attributes
     ----------
@@ -517,10 +1123,6 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     loss_curve_ : list of float
     n_iter_ : int
     """
-
-    _loss = "mse"
-    _is_classifier = False
-    _multi_output = True
 
     def __init__(
         self,
@@ -577,31 +1179,46 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.output_activation = output_activation
         self.bottleneck_activation = bottleneck_activation
 
-    def _build(self, n_features, n_outputs, n_rows):
-        hidden = self.hidden_layer_sizes
-        hidden = [hidden] if np.isscalar(hidden) else list(hidden)
-        if not hidden or any(not isinstance(h, (int, np.integer)) or h < 1 for h in hidden):
-            raise ValueError(
-                f"hidden_layer_sizes must hold integers >= 1, got {self.hidden_layer_sizes!r}"
-            )
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+    def _build(self, n_features, n_rows, random_state):
+        hidden = _hidden_sizes(self)
+        seed = int(random_state.randint(np.iinfo(np.int32).max))
         self.autoencoder_ = Autoencoder(
-            [n_features, *(int(h) for h in hidden)], activation=self.activation,
+            [n_features, *hidden], activation=_network_activation(self.activation),
             output_activation=self.output_activation,
-            bottleneck_activation=self.bottleneck_activation, optimizer=self._optimizer(),
+            bottleneck_activation=self.bottleneck_activation, optimizer=self._new_optimizer(),
             l1=self.l1, l2=self.alpha / self._batch_size(n_rows), dtype=self.dtype, seed=seed,
             device=self.device,
         )  # fmt: skip
-        self.n_components_ = int(hidden[-1])
-        return self.autoencoder_.model
+        self.n_components_ = hidden[-1]
+        self.model_ = self.autoencoder_.model
 
-    def _n_outputs(self, targets):
-        return targets.shape[1]
+    def _validation_score(self, validation):
+        X_val, _, w_val = validation
+        return float(self.model_.evaluate(X_val, X_val, sample_weight=w_val)["loss"]) * -1.0
 
-    def _fit_X(self, X, sample_weight, incremental, epochs):
-        X = validate_data(self, X, reset=not incremental, dtype=[np.float32, np.float64])
-        sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        return self._train(X, X, sample_weight, incremental, epochs)
+    def _fit_X(self, X, sample_weight, incremental):
+        self._check_params()
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first = not incremental or not hasattr(self, "model_")
+        X = validate_data(self, X, reset=first, dtype=[np.float32, np.float64])
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        random_state = check_random_state(self.random_state)
+        train, validation = (X, X, sample_weight), None
+        if self.early_stopping:
+            train, (X_val, _, w_val, _) = self._split_validation(
+                X, X, sample_weight, None, random_state
+            )
+            validation = (X_val, None, w_val)
+        if first:
+            self._build(X.shape[1], train[0].shape[0], random_state)
+            self.n_iter_ = 0
+            self.t_ = 0
+            self._reset_progress()
+        # The autoencoder's targets are its inputs: pass the same array (validated once).
+        self._fit_stochastic((train[0], train[0], train[2]), validation, incremental)
+        return self
 
     def fit(self, X, y=None, sample_weight=None):
         """Train the autoencoder on ``X`` for up to ``max_iter`` epochs (``y`` is ignored).
@@ -610,8 +1227,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         -------
         self
         """
-        self._check_max_iter()
-        return self._fit_X(X, sample_weight, incremental=False, epochs=int(self.max_iter))
+        return self._fit_X(X, sample_weight, incremental=False)
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """One more epoch over ``X`` (the first call builds the network).
@@ -620,12 +1236,12 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         -------
         self
         """
-        return self._fit_X(X, sample_weight, incremental=hasattr(self, "model_"), epochs=1)
+        return self._fit_X(X, sample_weight, incremental=True)
 
     def transform(self, X):
         """Encode ``X``: an (n_samples, n_components_) float64 array."""
         check_is_fitted(self, "model_")
-        X = self._validate_X(X, reset=False)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
         return self.autoencoder_.transform(X).astype(np.float64)
 
     def inverse_transform(self, X):
@@ -637,22 +1253,43 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """Negative mean squared reconstruction error (higher is better, as scikit-learn
         expects of a score)."""
         check_is_fitted(self, "model_")
-        return -self.autoencoder_.score(self._validate_X(X, reset=False))
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        return -self.autoencoder_.score(X)
 
     @property
     def _n_features_out(self):
         return self.n_components_
 
-    def _fitted_extra(self):
-        return {"n_components_": self.n_components_}
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+    def save(self, path):
+        """Save parameters, fitted attributes and the network (see ``fastdnn.io``)."""
+        check_is_fitted(self, "model_")
+        meta, arrays = self.model_._archive()
+        fitted = {
+            "n_features_in_": int(self.n_features_in_),
+            "n_iter_": int(self.n_iter_),
+            "loss_curve_": [float(v) for v in self.loss_curve_],
+            "n_components_": int(self.n_components_),
+        }
+        estimator = {"params": _io.encode_value(self.get_params(deep=False)), "fitted": fitted}
+        _io.save_archive(path, type(self).__name__, {"model": meta, "estimator": estimator}, arrays)
 
     @classmethod
     def _from_archive(cls, meta, arrays, device=None):
-        estimator = super()._from_archive(meta, arrays, device)
+        estimator = cls(**_io.decode_value(meta["estimator"]["params"]))
+        if device is not None:
+            estimator.device = device
+        estimator.model_ = Sequential._from_archive(meta["model"], arrays, estimator.device)
+        for name, value in meta["estimator"]["fitted"].items():
+            setattr(estimator, name, value)
         ae = estimator.autoencoder_ = Autoencoder.__new__(Autoencoder)
-        sizes = [estimator.n_features_in_, *np.atleast_1d(estimator.hidden_layer_sizes)]
+        sizes = [estimator.n_features_in_, *_hidden_sizes(estimator)]
         ae.layer_sizes = tuple(int(v) for v in sizes)
-        ae.activation = estimator.activation
+        ae.activation = _network_activation(estimator.activation)
         ae.output_activation = estimator.output_activation
         ae.bottleneck_activation = estimator.bottleneck_activation
         ae.n_encoder_layers = len(sizes) - 1

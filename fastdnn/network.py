@@ -571,20 +571,26 @@ class Sequential:
         """
         self._require_compiled("loss_and_gradients")
         X, Y, weight = self._data(X, y)
-        if self.device == "cuda":
-            with self._borrowed_scratch() as scratch:
-                loss_sum, _, grads = self._inference_engine(scratch).gradients(X, Y, weight)
-        else:
-            ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], ("Z", "A", "D"))
-            grads = np.zeros_like(self._params)
-            loss_sum, _ = _net.forward_backward(
-                X, Y, weight, self._sizes, self._acts, LOSSES[self.loss], self._params, grads,
-                self._w_off, self._b_off, ws_off, Zbuf, Abuf, Dbuf,
-            )  # fmt: skip
+        grads = np.empty_like(self._params)
+        loss = self._loss_and_flat_gradient(X, Y, weight, grads)
+        return loss, self._layer_views(grads)
+
+    def _loss_and_flat_gradient(self, X, Y, weight, grads):
+        """:meth:`loss_and_gradients` on arrays validated by :meth:`_data`, the gradient
+        written into the flat buffer ``grads`` (the L-BFGS solver calls this many times)."""
+        with self._borrowed_scratch() as scratch:
+            if self.device == "cuda":
+                loss_sum, _, grads[:] = self._inference_engine(scratch).gradients(X, Y, weight)
+            else:
+                names = ("gradient Z", "gradient A", "gradient D")
+                ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], names, scratch)
+                loss_sum, _ = _net.forward_backward(
+                    X, Y, weight, self._sizes, self._acts, LOSSES[self.loss], self._params,
+                    grads, self._w_off, self._b_off, ws_off, Zbuf, Abuf, Dbuf,
+                )  # fmt: skip
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         _opt_kernels.add_penalty_gradient(self._params, grads, self._n_weights, l1, l2)
-        loss = self._metrics(loss_sum, 0, weight.sum(), X.shape[0])["loss"]
-        return loss, self._layer_views(grads)
+        return self._metrics(loss_sum, 0, weight.sum(), X.shape[0])["loss"]
 
     # ----------------------------------------------------------------------------- weights
     def get_weights(self):

@@ -29,6 +29,15 @@ class Optimizer:
         """Hyper-parameters as an array of ``dtype``, in the order the kernel reads them."""
         return np.asarray(self._values(), dtype=dtype)
 
+    @property
+    def learning_rate(self):
+        """The learning rate ``lr`` under its Keras (and scikit-learn) name; settable."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.lr = positive_float(value, "learning_rate")
+
     def get_config(self):
         """Constructor arguments, as a dict that ``type(self)(**config)`` accepts."""
         return dict(self.__dict__)

@@ -23,6 +23,7 @@ MODULES = [
     "bench_inference",
     "bench_memory",
     "bench_decomposition",
+    "bench_sklearn",
 ]
 
 
@@ -108,6 +109,18 @@ def test_peer_comparison_prints_a_table_per_workload():
         assert heading in result.stdout
     assert result.stdout.count("| fastdnn |") == 2
     assert result.stdout.count("| NumPy by hand |") == 2
+
+
+def test_sklearn_comparison_prints_its_table():
+    result = subprocess.run(
+        [sys.executable, "-m", "asv_benchmarks.sklearn_mlp", "--quick", "--datasets", "digits",
+         "--solvers", "adam,lbfgs"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| digits |")]
+    assert len(rows) == 4 and all(line.count("x |") == 1 for line in rows)
+    assert result.stdout.count("geometric mean speed-up") == 2
 
 
 def test_gpu_gemm_sweep_checks_every_product_on_the_simulator():

@@ -538,7 +538,9 @@ class CudaEngine:
             tile = self._tile_for(m, n)
             kernel = getattr(dense.gemm_kernels(self.dtype.name, tile), which)
             config = self._gemm_configs[key] = (
-                kernel, dense.grid(tile, m, n), dense.threads_per_block(tile)
+                kernel,
+                dense.grid(tile, m, n),
+                dense.threads_per_block(tile),
             )
         return self._launch(*config)
 
