@@ -92,7 +92,7 @@ def net(acts, sizes, seed=1):
     return fd.Sequential(layers, dtype="float64", seed=seed)
 
 
-@pytest.mark.parametrize("activation", ref.HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("activation", ref.ELEMENTWISE_ACTIVATIONS)
 def test_hidden_activation_gradients(activation):
     model = net([activation, "softmax"], [3, 5, 4])
     model.compile("cross_entropy")
@@ -103,7 +103,7 @@ def test_hidden_activation_gradients(activation):
     check_gradients(model, X, y)
 
 
-@pytest.mark.parametrize("output", ref.HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("output", ref.ELEMENTWISE_ACTIVATIONS)
 def test_mse_gradients_for_every_output_activation(output):
     model = net(["tanh", output], [3, 5, 4], seed=2)
     model.compile("mse")

@@ -191,7 +191,7 @@ def test_evaluate_other_losses(loss, output):
         assert scores["accuracy"] == ref.accuracy(loss, out, Y)
 
 
-@pytest.mark.parametrize("activation", [*ref.HIDDEN_ACTIVATIONS, "softmax"])
+@pytest.mark.parametrize("activation", [*ref.ELEMENTWISE_ACTIVATIONS, "softmax"])
 def test_float32_activations_match_float64_reference(activation):
     # float32 uses the vectorised exp/tanh/expm1/log1p; compare with exact float64 math,
     # over inputs wide enough to reach both branches of each.
