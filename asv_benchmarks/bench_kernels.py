@@ -41,8 +41,8 @@ class Dense:
     def time_forward_backward(self, shape):
         m = self.m
         net.forward_backward(
-            self.X, self.Y, self.w, m._sizes, m._acts, 1, m._params, self.grads, m._w_off,
-            m._b_off, self.ws_off, self.Z, self.A, self.D,
+            self.X, self.Y, self.w, m._sizes, m._acts, 1, m.dtype.type(1.0), m._params, self.grads,
+            m._w_off, m._b_off, self.ws_off, self.Z, self.A, self.D,
         )  # fmt: skip
 
 

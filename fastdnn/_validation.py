@@ -107,6 +107,16 @@ def positive_float(value, name):
     return value
 
 
+def positive_finite_scalar(value, name):
+    """``value`` as a finite float > 0; ``ValueError`` for anything else, non-numbers included
+    (``loss_weight``: callers such as the scikit-learn estimators catch one exception type)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
 def unit_interval(value, name):
     """``value`` as a float in [0, 1)."""
     value = non_negative_float(value, name)

@@ -12,6 +12,7 @@ ACTIVATIONS = {
     "elu": _act.ELU,
     "gelu": _act.GELU,
     "softplus": _act.SOFTPLUS,
+    "exp": _act.EXP,
     "softmax": _act.SOFTMAX,
 }
 
@@ -30,7 +31,8 @@ class Dense:
         Width of the output.
     activation : str, default "linear"
         One of ``linear``, ``relu``, ``sigmoid``, ``tanh``, ``leaky_relu`` (slope 0.01), ``elu``,
-        ``gelu`` (tanh form), ``softplus`` or ``softmax`` (output layer only).
+        ``gelu`` (tanh form), ``softplus``, ``exp`` (the inverse of the log link: a positive
+        output, the one ``loss="poisson"`` needs) or ``softmax`` (output layer only).
     """
 
     def __init__(self, in_features, out_features, activation="linear"):

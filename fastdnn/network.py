@@ -21,6 +21,7 @@ from ._validation import (
     choice,
     is_finite,
     non_negative_float,
+    positive_finite_scalar,
     positive_int,
     resolve_dtype,
 )
@@ -158,6 +159,7 @@ class Sequential:
         self.optimizer = None
         self.l1 = 0.0
         self.l2 = 0.0
+        self.loss_weight = 1.0
         self._state = None
         self._step = np.zeros(1, dtype=np.int64)
         self._rank = 0  # MPI rank during a distributed fit; checkpoints come from rank 0 only
@@ -227,7 +229,7 @@ class Sequential:
         return f"Sequential([{inner}], dtype={self.dtype.name!r}, seed={self.seed!r}{device})"
 
     # ----------------------------------------------------------------------------- compile
-    def compile(self, loss, optimizer=None, l1=0.0, l2=0.0):
+    def compile(self, loss, optimizer=None, l1=0.0, l2=0.0, loss_weight=1.0):
         """Choose the loss, the optimizer and the weight penalty; resets the optimizer state.
 
         Parameters
@@ -242,6 +244,18 @@ class Sequential:
         l1, l2 : float, default 0.0
             Penalty ``l1 * sum|W| + (l2 / 2) * sum W**2`` on weights (not biases), included in
             the reported loss.
+        loss_weight : float, default 1.0
+            Positive finite factor on the data loss and its gradient, not on the penalty (as
+            Keras' ``loss_weights`` for a single output): training minimises and every reported
+            loss (history, :meth:`evaluate`, :meth:`loss_and_gradients`) is
+            ``loss_weight * mean loss + penalty``. For example 0.5 gives scikit-learn's half
+            squared error with ``"mse"``.
+
+        Raises
+        ------
+        ValueError
+            For an unknown loss or optimizer, a loss that does not fit the output activation,
+            or an invalid ``l1``, ``l2`` or ``loss_weight``; the model is left unchanged.
         """
         loss = choice(loss, "loss", LOSSES)
         output = self.layers[-1].activation
@@ -258,7 +272,9 @@ class Sequential:
         optimizer = get_optimizer(Adam() if optimizer is None else optimizer)
         l1 = non_negative_float(l1, "l1")
         l2 = non_negative_float(l2, "l2")
+        loss_weight = positive_finite_scalar(loss_weight, "loss_weight")
         self.loss, self.optimizer, self.l1, self.l2 = loss, optimizer, l1, l2
+        self.loss_weight = loss_weight
         self._state = np.zeros((optimizer.n_slots, self._params.size), dtype=self.dtype)
         self._step = np.zeros(1, dtype=np.int64)
 
@@ -335,7 +351,8 @@ class Sequential:
             penalty = _opt_kernels.penalty(
                 self._params, self._n_weights, self.dtype.type(self.l1), self.dtype.type(self.l2)
             )
-        logs = {prefix + "loss": float(loss_sum) / (float(weight_sum) * width) + penalty}
+        mean = float(loss_sum) / (float(weight_sum) * width)
+        logs = {prefix + "loss": self.loss_weight * mean + penalty}
         if self.loss != "mse":
             logs[prefix + "accuracy"] = float(correct) / (n_rows * width)
         return logs
@@ -565,7 +582,7 @@ class Sequential:
         Returns
         -------
         loss : float
-            Mean loss plus the L1/L2 penalty.
+            ``loss_weight`` times the mean loss, plus the L1/L2 penalty.
         grads : list of (dW, db)
             One pair per layer, shaped like the weights.
         """
@@ -585,8 +602,9 @@ class Sequential:
                 names = ("gradient Z", "gradient A", "gradient D")
                 ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], names, scratch)
                 loss_sum, _ = _net.forward_backward(
-                    X, Y, weight, self._sizes, self._acts, LOSSES[self.loss], self._params,
-                    grads, self._w_off, self._b_off, ws_off, Zbuf, Abuf, Dbuf,
+                    X, Y, weight, self._sizes, self._acts, LOSSES[self.loss],
+                    self.dtype.type(self.loss_weight), self._params, grads, self._w_off,
+                    self._b_off, ws_off, Zbuf, Abuf, Dbuf,
                 )  # fmt: skip
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         _opt_kernels.add_penalty_gradient(self._params, grads, self._n_weights, l1, l2)
@@ -637,6 +655,7 @@ class Sequential:
                 "optimizer_config": self.optimizer.get_config(),
                 "l1": self.l1,
                 "l2": self.l2,
+                "loss_weight": self.loss_weight,
             }
             arrays["state"] = self._state
             arrays["step"] = self._step
@@ -660,7 +679,11 @@ class Sequential:
         compiled = meta["compile"]
         if compiled is not None:
             optimizer = OPTIMIZERS[compiled["optimizer"]](**compiled["optimizer_config"])
-            model.compile(compiled["loss"], optimizer, compiled["l1"], compiled["l2"])
+            # Files written before loss_weight existed trained with the plain mean: 1.0.
+            model.compile(
+                compiled["loss"], optimizer, compiled["l1"], compiled["l2"],
+                compiled.get("loss_weight", 1.0),
+            )  # fmt: skip
             state, step = arrays["state"], arrays["step"]
             if state.shape != model._state.shape or step.shape != (1,):
                 raise ValueError("optimizer state does not match the optimizer and architecture")
@@ -678,21 +701,22 @@ class Sequential:
         _io.save_archive(path, type(self).__name__, meta, arrays)
 
     def _cuda_engine_settings(self):
-        """``(loss code, optimizer code, optimizer slots, l1, l2)`` of a CUDA engine for the
-        ``compile`` settings (an inference-only engine's before ``compile``)."""
+        """``(loss code, optimizer code, optimizer slots, l1, l2, loss weight)`` of a CUDA engine
+        for the ``compile`` settings (an inference-only engine's before ``compile``)."""
         if self.loss is None:
-            return _loss_kernels.MSE, _opt_kernels.SGD, 0, self.l1, self.l2
+            return _loss_kernels.MSE, _opt_kernels.SGD, 0, self.l1, self.l2, self.loss_weight
         opt = self.optimizer
-        return LOSSES[self.loss], opt.code, opt.n_slots, self.l1, self.l2
+        return LOSSES[self.loss], opt.code, opt.n_slots, self.l1, self.l2, self.loss_weight
 
     def _cuda_engine(self):
         """A new :class:`fastdnn.backends.cuda.CudaEngine` for this network and its
         ``compile`` settings; nothing is on the device until its ``upload``."""
         from .backends.cuda import CudaEngine
 
+        *settings, loss_weight = self._cuda_engine_settings()
         return CudaEngine(
-            self._sizes, self._acts, self._w_off, self._b_off, self._n_weights,
-            *self._cuda_engine_settings(), self.dtype,
+            self._sizes, self._acts, self._w_off, self._b_off, self._n_weights, *settings,
+            self.dtype, loss_weight=loss_weight,
         )  # fmt: skip
 
     def _inference_engine(self, scratch):
@@ -777,6 +801,7 @@ class _EpochRunner:
         # every batch overwrites every gradient entry before the update reads it
         self.grads = scratch.get("gradient", model._params.size, dtype)
         self.l1, self.l2 = model.dtype.type(model.l1), model.dtype.type(model.l2)
+        self.loss_weight = model.dtype.type(model.loss_weight)
         self.comm_seconds = 0.0
 
     def reduce(self, values):
@@ -791,7 +816,8 @@ class _EpochRunner:
         m = self.model
         return _net.train_epoch(
             self.X, self.Y, self.weight, order, self.batch_size, m._sizes, m._acts,
-            LOSSES[m.loss], m._params, self.grads, m._w_off, m._b_off, self.ws_off,
+            LOSSES[m.loss], self.loss_weight, m._params, self.grads, m._w_off, m._b_off,
+            self.ws_off,
             m._n_weights, m.optimizer.code, hyper, m._state, m._step, self.l1, self.l2,
             self.Xbuf, self.Ybuf, self.Wbuf, self.Zbuf, self.Abuf, self.Dbuf,
         )  # fmt: skip

@@ -61,6 +61,7 @@ def to_onnx(model, path, opset=17):
         "relu": lambda z: emit("Relu", z),
         "sigmoid": lambda z: emit("Sigmoid", z),
         "tanh": lambda z: emit("Tanh", z),
+        "exp": lambda z: emit("Exp", z),
         "softmax": lambda z: emit("Softmax", z, axis=-1),
         "leaky_relu": lambda z: emit(
             "Where", emit("Greater", z, zero), z, emit("Mul", constant("slope", 0.01), z)

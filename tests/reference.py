@@ -18,6 +18,8 @@ GELU_A = 0.044715
 LEAKY_SLOPE = 0.01
 
 HIDDEN_ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", "softplus"]
+# exp grows too fast for the random networks of the property tests: listed apart.
+ELEMENTWISE_ACTIVATIONS = [*HIDDEN_ACTIVATIONS, "exp"]
 
 
 # --------------------------------------------------------------------------------- activations
@@ -39,6 +41,8 @@ def activate(name, z):
         return 0.5 * z * (1 + np.tanh(GELU_C * (z + GELU_A * z**3)))
     if name == "softplus":
         return np.logaddexp(0, z)
+    if name == "exp":
+        return np.exp(z)
     if name == "softmax":
         return softmax(z, axis=1)
     raise ValueError(name)
@@ -64,6 +68,8 @@ def derivative(name, z):
         return 0.5 * (1 + t) + 0.5 * z * (1 - t**2) * GELU_C * (1 + 3 * GELU_A * z**2)
     if name == "softplus":
         return expit(z)
+    if name == "exp":
+        return np.exp(z)
     raise ValueError(name)
 
 

@@ -34,7 +34,7 @@ def snapshot(model):
         "weights": model.get_weights(),
         "state": None if model._state is None else model._state.copy(),
         "step": model._step.copy(),
-        "compiled": (model.loss, model.optimizer, model.l1, model.l2),
+        "compiled": (model.loss, model.optimizer, model.l1, model.l2, model.loss_weight),
         "optimizer_config": None if model.optimizer is None else model.optimizer.get_config(),
         "rng": model._rng.bit_generator.state,
     }
@@ -55,6 +55,19 @@ def assert_unchanged(model, before):
     assert before["compiled"][2:] == after["compiled"][2:]
     assert before["optimizer_config"] == after["optimizer_config"]
     assert before["rng"] == after["rng"]
+
+
+# Each is a ValueError, non-numbers included: the estimators forward a computed loss_weight.
+BAD_LOSS_WEIGHTS = {
+    "zero": 0.0,
+    "negative": -1,
+    "nan": float("nan"),
+    "inf": np.inf,
+    "string": "1.0",
+    "none": None,
+    "bool": True,
+    "array": np.ones(2),
+}
 
 
 def fit(**kwargs):
@@ -161,6 +174,15 @@ MODEL_CASES = [
     ("negative_l1", lambda m: m.compile("cross_entropy", l1=-0.1), ValueError, "l1"),
     ("nan_l2", lambda m: m.compile("cross_entropy", l2=float("nan")), ValueError, "l2"),
     ("string_l2", lambda m: m.compile("cross_entropy", l2="0.1"), TypeError, "l2"),
+    *[
+        (
+            f"loss_weight_{name}",
+            lambda m, value=value: m.compile("cross_entropy", loss_weight=value),
+            ValueError,
+            "loss_weight must be a finite number > 0",
+        )
+        for name, value in BAD_LOSS_WEIGHTS.items()
+    ],
     # --- set_weights (nothing is written unless every array is valid)
     (
         "set_weights_wrong_shape",

@@ -50,7 +50,7 @@ def _engine(model, **kwargs):
     engine = CudaEngine(
         model._sizes, model._acts, model._w_off, model._b_off, model._n_weights,
         LOSSES[model.loss], model.optimizer.code, model.optimizer.n_slots, model.l1, model.l2,
-        model.dtype, **kwargs,
+        model.dtype, loss_weight=model.loss_weight, **kwargs,
     )  # fmt: skip
     engine.upload(model._params, model._state, model._step)
     return engine
@@ -136,12 +136,29 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     ws_off, Zbuf, Abuf, Dbuf = model._workspace(X.shape[0], ("Z", "A", "D"))
     grads_cpu = np.zeros_like(model._params)
     loss_cpu, correct_cpu = cpu_net.forward_backward(
-        X, Y, weight, model._sizes, model._acts, LOSSES[loss], model._params, grads_cpu,
-        model._w_off, model._b_off, ws_off, Zbuf, Abuf, Dbuf,
+        X, Y, weight, model._sizes, model._acts, LOSSES[loss], model.dtype.type(1.0),
+        model._params, grads_cpu, model._w_off, model._b_off, ws_off, Zbuf, Abuf, Dbuf,
     )  # fmt: skip
     np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
     assert correct_gpu == correct_cpu
     np.testing.assert_allclose(grads_gpu, grads_cpu, **TOL)
+
+
+def test_loss_weight_scales_gradients_like_cpu():
+    # Sequential passes loss_weight to its engine; the loss sums leave it out on both sides.
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((6, N_IN)), rng.standard_normal((6, N_OUT))
+    results = []
+    for device in ("cpu", "cuda"):
+        layers = [fd.Dense(N_IN, N_HIDDEN, "tanh"), fd.Dense(N_HIDDEN, N_OUT, "linear")]
+        model = fd.Sequential(layers, seed=4, device=device)
+        model.compile("mse", fd.SGD(lr=0.1), l2=1e-2, loss_weight=3.0)
+        results.append(model.loss_and_gradients(X, y))
+    (loss_cpu, grads_cpu), (loss_gpu, grads_gpu) = results
+    np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
+    for (dW_gpu, db_gpu), (dW_cpu, db_cpu) in zip(grads_gpu, grads_cpu):
+        np.testing.assert_allclose(dW_gpu, dW_cpu, **TOL)
+        np.testing.assert_allclose(db_gpu, db_cpu, **TOL)
 
 
 def test_non_finite_batch_stops_updates_like_cpu():

@@ -37,6 +37,7 @@ ELEMENTWISE = [
     cpu_act.ELU,
     cpu_act.GELU,
     cpu_act.SOFTPLUS,
+    cpu_act.EXP,
 ]
 TOL = {np.float32: {"rtol": 2e-5, "atol": 2e-6}, np.float64: {"rtol": 1e-12, "atol": 1e-13}}
 

@@ -92,7 +92,7 @@ def net(acts, sizes, seed=1):
     return fd.Sequential(layers, dtype="float64", seed=seed)
 
 
-@pytest.mark.parametrize("activation", ref.HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("activation", ref.ELEMENTWISE_ACTIVATIONS)
 def test_hidden_activation_gradients(activation):
     model = net([activation, "softmax"], [3, 5, 4])
     model.compile("cross_entropy")
@@ -103,7 +103,7 @@ def test_hidden_activation_gradients(activation):
     check_gradients(model, X, y)
 
 
-@pytest.mark.parametrize("output", ref.HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("output", ref.ELEMENTWISE_ACTIVATIONS)
 def test_mse_gradients_for_every_output_activation(output):
     model = net(["tanh", output], [3, 5, 4], seed=2)
     model.compile("mse")
@@ -163,6 +163,28 @@ def test_l1_l2_penalty_gradients(l1, l2):
         model.loss_and_gradients(X, y)[1], plain.loss_and_gradients(X, y)[1]
     ):
         np.testing.assert_array_equal(db, db_plain)
+
+
+@pytest.mark.parametrize(
+    "loss, output",
+    [("mse", "tanh"), ("binary_cross_entropy", "sigmoid"), ("cross_entropy", "softmax")],
+)
+def test_loss_weight_scales_the_data_loss_and_its_gradient_not_the_penalty(loss, output):
+    l2, factor = 0.1, 0.5
+    model = net(["tanh", output], [3, 5, 4], seed=8)
+    model.compile(loss, l2=l2, loss_weight=factor)
+    X, y = data(loss)
+    value = check_gradients(model, X, y)
+    plain = net(["tanh", output], [3, 5, 4], seed=8)
+    plain.compile(loss)
+    plain_value, plain_grads = plain.loss_and_gradients(X, y)
+    weights = model.get_weights()
+    expected = factor * plain_value + 0.5 * l2 * sum((W**2).sum() for W, _ in weights)
+    assert value == pytest.approx(expected, rel=1e-13)
+    assert model.evaluate(X, y)["loss"] == pytest.approx(expected, rel=1e-13)
+    for (dW, db), (pW, pb), (W, _) in zip(model.loss_and_gradients(X, y)[1], plain_grads, weights):
+        np.testing.assert_allclose(dW, factor * pW + l2 * W, rtol=1e-13, atol=1e-16)
+        np.testing.assert_allclose(db, factor * pb, rtol=1e-13, atol=1e-16)
 
 
 def test_three_layer_network_gradients_and_reference():

@@ -51,6 +51,21 @@ def test_uncompiled_model_round_trips(tmp_path):
     assert _weights_equal(loaded.get_weights(), model.get_weights())
 
 
+def test_loss_weight_round_trips_and_defaults_to_one_for_older_files(tmp_path):
+    X, y = _data(n=12)
+    model = fd.Sequential([fd.Dense(5, 3, activation="softmax")], dtype="float64", seed=2)
+    model.compile("cross_entropy", fd.SGD(0.1), l2=1e-2, loss_weight=0.25)
+    model.save(tmp_path / "m.npz")
+    loaded = fd.load(tmp_path / "m.npz")
+    assert loaded.loss_weight == 0.25
+    assert loaded.loss_and_gradients(X, y)[0] == model.loss_and_gradients(X, y)[0]
+    # A file written before loss_weight existed has no such key: it trained with 1.0.
+    meta, arrays = model._archive()
+    del meta["compile"]["loss_weight"]
+    fio.save_archive(tmp_path / "old.npz", "Sequential", meta, arrays)
+    assert fd.load(tmp_path / "old.npz").loss_weight == 1.0
+
+
 def _saved_bytes(tmp_path):
     model = _model()
     model.save(tmp_path / "good.npz")

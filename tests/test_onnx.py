@@ -12,7 +12,7 @@ HIDDEN = ["linear", "relu", "sigmoid", "tanh", "leaky_relu", "elu", "gelu", "sof
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("output", ["softmax", "sigmoid", "linear"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "linear", "exp"])
 def test_onnx_matches_predict(tmp_path, dtype, output):
     layers = [fd.Dense(6 if i == 0 else 5, 5, activation=a) for i, a in enumerate(HIDDEN)]
     layers.append(fd.Dense(5, 3, activation=output))

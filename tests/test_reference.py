@@ -117,6 +117,35 @@ def test_other_losses_train_like_reference(loss, output, optimizer):
     assert history.history["loss"][-1] == pytest.approx(ref_losses[-1] + end_penalty, rel=1e-10)
 
 
+@pytest.mark.parametrize(
+    "loss, output, dtype, rtol",
+    [
+        ("cross_entropy", "softmax", "float64", 1e-12),
+        ("mse", "linear", "float64", 1e-12),
+        ("mse", "sigmoid", "float32", 1e-5),
+    ],
+)
+def test_loss_weight_two_trains_like_twice_the_learning_rate(loss, output, dtype, rtol):
+    # Plain SGD, no penalty: the update lr * loss_weight * gradient is the same either way.
+    X, y, Y = problem(dtype)
+    y = y if loss == "cross_entropy" else Y
+    acts = ["tanh", "relu", output]
+    weighted, _ = model_and_params(dtype, acts, loss, fd.SGD(0.05), loss_weight=2.0)
+    doubled, _ = model_and_params(dtype, acts, loss, fd.SGD(0.1))
+    history_w = weighted.fit(X, y, epochs=2, batch_size=5, shuffle=False, verbose=0)
+    history_d = doubled.fit(X, y, epochs=2, batch_size=5, shuffle=False, verbose=0)
+    for (W1, b1), (W2, b2) in zip(weighted.get_weights(), doubled.get_weights()):
+        np.testing.assert_allclose(W1, W2, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(b1, b2, rtol=rtol, atol=rtol)
+    # The reported losses carry the factor.
+    np.testing.assert_allclose(
+        history_w.history["loss"], 2 * np.array(history_d.history["loss"]), rtol=rtol
+    )
+    assert weighted.evaluate(X, y)["loss"] == pytest.approx(
+        2 * doubled.evaluate(X, y)["loss"], rel=rtol
+    )
+
+
 def test_full_batch_sgd_is_plain_gradient_descent():
     X, y, Y = problem()
     model, params = model_and_params(optimizer=fd.SGD(0.5))
@@ -162,7 +191,7 @@ def test_evaluate_other_losses(loss, output):
         assert scores["accuracy"] == ref.accuracy(loss, out, Y)
 
 
-@pytest.mark.parametrize("activation", [*ref.HIDDEN_ACTIVATIONS, "softmax"])
+@pytest.mark.parametrize("activation", [*ref.ELEMENTWISE_ACTIVATIONS, "softmax"])
 def test_float32_activations_match_float64_reference(activation):
     # float32 uses the vectorised exp/tanh/expm1/log1p; compare with exact float64 math,
     # over inputs wide enough to reach both branches of each.

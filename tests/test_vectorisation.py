@@ -56,7 +56,7 @@ def _packed(assembly):
 
 
 Z = np.linspace(-3, 3, 8 * 40, dtype=np.float32).reshape(8, 40)
-CODES = [act.RELU, act.SIGMOID, act.TANH, act.LEAKY_RELU, act.ELU, act.GELU, act.SOFTPLUS]
+CODES = [act.RELU, act.SIGMOID, act.TANH, act.LEAKY_RELU, act.ELU, act.GELU, act.SOFTPLUS, act.EXP]
 
 
 @requires_avx2

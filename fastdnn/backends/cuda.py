@@ -242,6 +242,9 @@ class CudaEngine:
     l1, l2 : float, default 0.0
         Weight penalties, as in ``Sequential.compile``.
     dtype : {"float32", "float64"}, default "float32"
+    loss_weight : float, default 1.0
+        Factor on the data loss's gradient, as in ``Sequential.compile`` (the loss sums this
+        engine returns leave it out, as the CPU kernels' do).
     tile : str or tuple, optional
         GEMM tile (a key of ``kernels.cuda.dense.TILES`` or ``(BM, BN, BK, TM, TN)``) for every
         product. By default the environment variable ``FASTDNN_CUDA_TILE`` (a key; for A/B runs
@@ -263,7 +266,7 @@ class CudaEngine:
 
     def __init__(
         self, sizes, acts, w_off, b_off, n_weights, loss_code, opt_code, n_slots, l1=0.0, l2=0.0,
-        dtype="float32", *, tile=None, threads=None, max_resident_bytes=None,
+        dtype="float32", *, loss_weight=1.0, tile=None, threads=None, max_resident_bytes=None,
     ):  # fmt: skip
         require_cuda()
         from ..kernels.cuda import activations, batches, dense, losses, optimizers
@@ -287,6 +290,8 @@ class CudaEngine:
         self.n_slots = int(n_slots)
         self.l1 = self.dtype.type(l1)
         self.l2 = self.dtype.type(l2)
+        # Rounded to the dtype as the CPU path passes it to its kernels, so both scale alike.
+        self.loss_weight = self.dtype.type(loss_weight)
         self._simulated = sim = simulator_enabled()
         if tile is None:
             tile = os.environ.get("FASTDNN_CUDA_TILE") or None
@@ -646,10 +651,12 @@ class CudaEngine:
                 )  # fmt: skip
 
     def _batch_scale(self, weight_sum):
-        """The output delta's factor: 1 / (summed weights [* width]), 0 for zero weights."""
+        """The output delta's factor: loss_weight / (summed weights [* width]), 0 for zero
+        weights; formed in float64 and rounded once, as ``kernels.cpu.network`` does."""
         if self.loss_code != self._k_loss.CROSS_ENTROPY:
             weight_sum *= self.sizes[-1]
-        return self.dtype.type(1.0 / weight_sum if weight_sum > 0 else 0.0)
+        scale = float(self.loss_weight) / weight_sum if weight_sum > 0 else 0.0
+        return self.dtype.type(scale)
 
     def _optimizer_step(self, hyper, step, slot):
         """Queue the fused optimizer pass of update number ``step`` (1-based), gated on slot."""

@@ -24,6 +24,7 @@ ELU = 5
 GELU = 6
 SOFTPLUS = 7
 SOFTMAX = 8
+EXP = 9
 
 LEAKY_SLOPE = 0.01
 GELU_C = 0.7978845608028654  # sqrt(2 / pi)
@@ -68,6 +69,13 @@ def _leaky_relu(z):
 @njit(**CALLEE_OPTIONS)
 def _elu(z):
     return z if z > 0 else vexpm1(z)
+
+
+# float32 saturates at exp(88.4) ~ 2.7e38 (vexp clamps its input), float64 overflows to inf
+# past 709: a diverging output then shows up as a non-finite loss.
+@njit(**CALLEE_OPTIONS)
+def _exp(z):
+    return vexp(z)
 
 
 @njit(**CALLEE_OPTIONS)
@@ -123,6 +131,11 @@ def _d_softplus(z, a):
     return sigmoid(z)
 
 
+@njit(**CALLEE_OPTIONS)
+def _d_exp(z, a):
+    return a  # exp is its own derivative: the cached output, no second exp
+
+
 # code -> (f, f'): the elementwise activations; softmax is row-wise and handled apart.
 ELEMENTWISE = {
     LINEAR: (_linear, _d_linear),
@@ -133,6 +146,7 @@ ELEMENTWISE = {
     ELU: (_elu, _d_elu),
     GELU: (_gelu, _d_gelu),
     SOFTPLUS: (softplus, _d_softplus),
+    EXP: (_exp, _d_exp),
 }
 
 
@@ -226,6 +240,8 @@ def activation(code, Z, A):
         _activation_loop(GELU, Z, A)
     elif code == SOFTPLUS:
         _activation_loop(SOFTPLUS, Z, A)
+    elif code == EXP:
+        _activation_loop(EXP, Z, A)
     elif code == SOFTMAX:
         softmax_rows(Z, A)
     else:
@@ -249,3 +265,5 @@ def scale_by_derivative(code, Z, A, D):
         _derivative_loop(GELU, Z, A, D)
     elif code == SOFTPLUS:
         _derivative_loop(SOFTPLUS, Z, A, D)
+    elif code == EXP:
+        _derivative_loop(EXP, Z, A, D)

@@ -95,13 +95,17 @@ def backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Db
 
 @njit(**JIT_OPTIONS)
 def forward_backward(
-    X, Y, row_weight, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf
-):
-    """Gradients of the weighted mean loss over the batch ``(X, Y)`` into ``grads``.
+    X, Y, row_weight, sizes, acts, loss_code, loss_weight, params, grads, w_off, b_off, ws_off,
+    Zbuf, Abuf, Dbuf,
+):  # fmt: skip
+    """Gradients of ``loss_weight`` times the weighted mean loss over the batch ``(X, Y)`` into
+    ``grads``.
 
     The mean is ``sum_i w_i loss_i / sum_i w_i`` with ``w = row_weight`` (ones when unweighted),
-    over samples for cross-entropy and over all output elements otherwise.
-    Returns ``(weighted summed loss, correct predictions)`` of the batch, before the update.
+    over samples for cross-entropy and over all output elements otherwise. ``loss_weight`` is a
+    scalar of the parameters' dtype (a Python float would compile a second signature).
+    Returns ``(weighted summed loss, correct predictions)`` of the batch, before the update and
+    without ``loss_weight``: the caller scales the mean it reports.
     """
     rows = X.shape[0]
     last = acts.size - 1
@@ -115,8 +119,9 @@ def forward_backward(
     weight_sum = float(row_weight.sum())
     if loss_code != CROSS_ENTROPY:
         weight_sum *= n_out
-    # A batch whose weights are all zero contributes no gradient.
-    scale = params.dtype.type(1.0 / weight_sum if weight_sum > 0 else 0.0)
+    # A batch whose weights are all zero contributes no gradient. The factor is formed once per
+    # batch in float64 and rounded once to the parameters' dtype.
+    scale = params.dtype.type(loss_weight / weight_sum if weight_sum > 0 else 0.0)
     output_delta(loss_code, acts[last], Z, A, Y, row_weight, scale, D)
     backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf)
     return loss, correct
@@ -151,15 +156,17 @@ def gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf):
 
 @njit(**JIT_OPTIONS)
 def train_epoch(
-    X, Y, sample_weight, order, batch_size, sizes, acts, loss_code, params, grads, w_off, b_off,
-    ws_off, n_weights, opt_code, hyper, state, step, l1, l2, Xbuf, Ybuf, Wbuf, Zbuf, Abuf, Dbuf,
+    X, Y, sample_weight, order, batch_size, sizes, acts, loss_code, loss_weight, params, grads,
+    w_off, b_off, ws_off, n_weights, opt_code, hyper, state, step, l1, l2, Xbuf, Ybuf, Wbuf, Zbuf,
+    Abuf, Dbuf,
 ):  # fmt: skip
     """One epoch of mini-batch training in a single compiled call.
 
     Rows are visited in ``order`` (a permutation when shuffling), ``batch_size`` at a time; the
     last batch may be smaller. Each batch is gathered into ``Xbuf``/``Ybuf``/``Wbuf`` (sample
     weights), forwarded, back-propagated and applied by one fused optimizer pass. ``step[0]``
-    counts updates.
+    counts updates. Each batch minimises ``loss_weight`` times its mean loss (see
+    :func:`forward_backward`); the returned sums leave ``loss_weight`` out.
 
     Returns ``(summed loss, correct predictions, index of the first batch whose loss was not
     finite or -1)``. Training stops at a non-finite loss, before applying that batch's update.
@@ -175,8 +182,8 @@ def train_epoch(
         rows = min(batch_size, n_rows - start)
         Xb, Yb, Wb = gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf)
         loss, correct = forward_backward(
-            Xb, Yb, Wb, sizes, acts, loss_code, params, grads, w_off, b_off, ws_off, Zbuf, Abuf,
-            Dbuf,
+            Xb, Yb, Wb, sizes, acts, loss_code, loss_weight, params, grads, w_off, b_off, ws_off,
+            Zbuf, Abuf, Dbuf,
         )  # fmt: skip
         if not np.isfinite(loss):
             bad_batch = batch_index

@@ -11,6 +11,7 @@ import math
 from ...backends.cuda import cuda
 from ..cpu.activations import (
     ELU,
+    EXP,
     GELU,
     GELU_A,
     GELU_C,
@@ -58,6 +59,8 @@ def activate(code, z):
         return t(0.5) * z * (t(1.0) + math.tanh(u))
     if code == SOFTPLUS:
         return softplus(z)
+    if code == EXP:
+        return math.exp(z)
     return z
 
 
@@ -83,6 +86,8 @@ def derivative(code, z, a):
         return t(0.5) * (one + th) + t(0.5) * z * (one - th * th) * du
     if code == SOFTPLUS:
         return sigmoid(z)
+    if code == EXP:
+        return a
     return one
 
 
