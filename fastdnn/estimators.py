@@ -34,7 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
@@ -144,6 +144,22 @@ class _SklearnEpochs(Callback):
         est._end_iteration(float(logs["loss"]), self.n_train, self.validation)
         if est._stop_requested or self.incremental:
             self.model.stop_training = True
+
+
+class _SklearnShuffle:
+    """scikit-learn's epoch orders: each epoch shuffles the previous epoch's order with
+    ``sklearn.utils.shuffle`` and the estimator's ``random_state``, starting from
+    ``arange(n)`` at every ``fit``/``partial_fit`` call."""
+
+    def __init__(self, random_state):
+        self.random_state = random_state
+        self.order = None
+
+    def __call__(self, n_rows):
+        if self.order is None or self.order.size != n_rows:
+            self.order = np.arange(n_rows)
+        self.order = shuffle(self.order, random_state=self.random_state)
+        return self.order
 
 
 class _BaseMLP(BaseEstimator):
@@ -315,9 +331,10 @@ class _BaseMLP(BaseEstimator):
         loop = _SklearnEpochs(self, X.shape[0], validation, incremental)
         self._stop_requested = False
         try:
+            order = _SklearnShuffle(self._random_state) if self.shuffle else False
             model.fit(
-                X, Y, epochs=epochs, batch_size=batch_size, shuffle=bool(self.shuffle),
-                verbose=0, callbacks=[loop], sample_weight=sample_weight,
+                X, Y, epochs=epochs, batch_size=batch_size, shuffle=order, verbose=0,
+                callbacks=[loop], sample_weight=sample_weight,
             )  # fmt: skip
         except TrainingDivergedError as error:
             # The network is back at the end of the last good epoch; this one's loss is NaN.
@@ -431,7 +448,9 @@ class _SklearnMLP(_BaseMLP):
             sizes, hidden, output, dtype_name, device = key
             layers = [Dense(a, b, hidden) for a, b in zip(sizes[:-2], sizes[1:-1])]
             layers.append(Dense(sizes[-2], sizes[-1], output))
-            seed = int(self._random_state.randint(np.iinfo(np.int32).max))
+            # A seed that draws nothing from random_state, whose stream gives scikit-learn's
+            # initial weights, split and epoch orders.
+            seed = int(self._random_state.get_state()[1][0])
             self.model_ = Sequential(layers, dtype=dtype_name, seed=seed, device=device)
             self._network = key
             self._bound = ([], [])
@@ -1204,7 +1223,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         X = validate_data(self, X, reset=first, dtype=[np.float32, np.float64])
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
-        random_state = check_random_state(self.random_state)
+        self._random_state = random_state = check_random_state(self.random_state)
         train, validation = (X, X, sample_weight), None
         if self.early_stopping:
             train, (X_val, _, w_val, _) = self._split_validation(

@@ -404,8 +404,11 @@ class Sequential:
         epochs : int, default 1
         batch_size : int, default 32
             Samples per update; the last batch of an epoch may be smaller.
-        shuffle : bool, default True
-            Visit the samples in a new random order each epoch (seeded by ``seed``).
+        shuffle : bool or callable, default True
+            Visit the samples in a new random order each epoch (seeded by ``seed``). A callable
+            ``shuffle(n_rows)`` gives each epoch's visiting order instead (a permutation of
+            ``range(n_rows)``, like a PyTorch sampler; the scikit-learn estimators use it to
+            visit rows in scikit-learn's order).
         validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
             Evaluated after every epoch into ``val_loss`` (and ``val_accuracy``).
         verbose : {0, 1, 2}, default 1
@@ -474,7 +477,7 @@ class Sequential:
                 # Read every epoch: a schedule may have changed the learning rate.
                 hyper = self.optimizer.hyperparameters(self.dtype)
                 n_local = X.shape[0]
-                order = self._rng.permutation(n_local) if shuffle else np.arange(n_local)
+                order = self._epoch_order(shuffle, n_local)
                 runner.snapshot()
                 start = time.perf_counter()
                 loss_sum, correct, bad_batch = runner.train(order, hyper)
@@ -521,6 +524,20 @@ class Sequential:
         for callback in callbacks:
             callback.on_train_end()
         return history
+
+    def _epoch_order(self, shuffle, n_rows):
+        """The visiting order of one epoch over ``n_rows`` rows (see ``fit``'s ``shuffle``)."""
+        if not callable(shuffle):
+            return self._rng.permutation(n_rows) if shuffle else np.arange(n_rows)
+        order = np.asarray(shuffle(n_rows))
+        if (
+            order.shape != (n_rows,)
+            or order.dtype.kind not in "iu"
+            or (n_rows and (order.min() < 0 or order.max() >= n_rows))
+            or (np.bincount(order, minlength=n_rows) != 1).any()
+        ):
+            raise ValueError(f"shuffle({n_rows}) must return a permutation of range({n_rows})")
+        return order.astype(np.int64, copy=False)
 
     # ----------------------------------------------------------------------------- inference
     def predict(self, X, batch_size=4096):

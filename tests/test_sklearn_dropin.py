@@ -180,15 +180,17 @@ def test_multi_output_squared_error_is_consistent():
     assert loss == pytest.approx(est.loss_, rel=1e-6)
 
 
-@pytest.mark.parametrize("learning_rate, momentum", [("constant", 0.9), ("invscaling", 0.0)])
-def test_sgd_epochs_match_scikit_learn(digits, learning_rate, momentum):
-    # Without shuffling, fastdnn's SGD (torch's momentum form, equal to scikit-learn's while
-    # the learning rate is constant) takes scikit-learn's steps; float64 rounding apart. The
+@pytest.mark.parametrize(
+    "learning_rate, momentum, shuffle", [("constant", 0.9, True), ("invscaling", 0.0, False)]
+)
+def test_sgd_epochs_match_scikit_learn(digits, learning_rate, momentum, shuffle):
+    # In scikit-learn's epoch orders, fastdnn's SGD (torch's momentum form, equal to
+    # scikit-learn's while the learning rate is constant) takes scikit-learn's steps. The
     # batches divide the data evenly: scikit-learn divides alpha by each batch's own size,
     # fastdnn by batch_size, which differs on a shorter last batch.
     X, y = digits
     params = dict(
-        hidden_layer_sizes=(8,), solver="sgd", shuffle=False, batch_size=18, max_iter=4,
+        hidden_layer_sizes=(8,), solver="sgd", shuffle=shuffle, batch_size=18, max_iter=4,
         learning_rate=learning_rate, momentum=momentum, learning_rate_init=0.05, alpha=1e-3,
         random_state=0, power_t=0.3,
     )  # fmt: skip
