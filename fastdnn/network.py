@@ -37,10 +37,13 @@ LOSSES = {
     "mse": _loss_kernels.MSE,
     "cross_entropy": _loss_kernels.CROSS_ENTROPY,
     "binary_cross_entropy": _loss_kernels.BINARY_CROSS_ENTROPY,
+    "poisson": _loss_kernels.POISSON,
 }
 # The fused, numerically stable gradients exist for these pairs only; MSE takes any elementwise
 # output activation.
-REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "poisson": "exp"}
+# Losses whose targets are probabilities, in [0, 1], and which report an accuracy.
+CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 DEVICES = ("cpu", "cuda")
 
 
@@ -234,11 +237,14 @@ class Sequential:
 
         Parameters
         ----------
-        loss : {"mse", "cross_entropy", "binary_cross_entropy"}
+        loss : {"mse", "cross_entropy", "binary_cross_entropy", "poisson"}
             ``mse``: mean over all elements, any output activation but softmax.
             ``cross_entropy``: softmax output; integer labels or one-hot (probability) rows;
             mean over samples. ``binary_cross_entropy``: sigmoid output; targets in [0, 1];
-            mean over all elements.
+            mean over all elements. ``poisson``: exp output (the log link), counts or rates
+            ``y >= 0``; the half Poisson deviance ``y * log(y / mu) - y + mu`` of ``mu = exp(z)``
+            (``0 * log 0 = 0``, so a perfect fit scores 0), as scikit-learn's
+            ``HalfPoissonLoss`` plus its constant term; mean over all elements.
         optimizer : Optimizer or str, default Adam()
             An optimizer object (``fd.SGD``, ``fd.Adam``, ``fd.AdamW``, ``fd.RMSprop``) or name.
         l1, l2 : float, default 0.0
@@ -315,8 +321,12 @@ class Sequential:
                 + (" or hold integer labels" if self.loss == "cross_entropy" else "")
                 + f", got {y.shape}"
             )
-        if self.loss != "mse" and ((y < 0).any() or (y > 1).any()):
+        if self.loss in CLASSIFICATION_LOSSES and ((y < 0).any() or (y > 1).any()):
             raise ValueError(f"{name} must lie in [0, 1] for loss {self.loss!r}")
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError(
+                f"{name} must be >= 0 (counts or rates) for loss 'poisson', found {y.min():g}"
+            )
         if self.loss == "cross_entropy" and not np.allclose(y.sum(axis=1), 1, atol=1e-3):
             raise ValueError(f"{name} rows must be one-hot (or probabilities summing to 1)")
         return as_finite(y, name, self.dtype)
@@ -344,8 +354,8 @@ class Sequential:
         return X, Y, self._sample_weight(sample_weight, weight_name, X.shape[0])
 
     def _metrics(self, loss_sum, correct, weight_sum, n_rows, prefix="", penalty=None):
-        # Cross-entropy averages over samples; MSE and binary cross-entropy (and the binary
-        # accuracy) over all output elements. The loss is weighted by the sample weights.
+        # Cross-entropy averages over samples; the elementwise losses (and the binary accuracy)
+        # over all output elements. The loss is weighted by the sample weights.
         width = 1 if self.loss == "cross_entropy" else self.n_outputs
         if penalty is None:
             penalty = _opt_kernels.penalty(
@@ -353,7 +363,7 @@ class Sequential:
             )
         mean = float(loss_sum) / (float(weight_sum) * width)
         logs = {prefix + "loss": self.loss_weight * mean + penalty}
-        if self.loss != "mse":
+        if self.loss in CLASSIFICATION_LOSSES:
             logs[prefix + "accuracy"] = float(correct) / (n_rows * width)
         return logs
 

@@ -3,15 +3,17 @@
 Everything runs in float64. Parameters are lists of ``[W, b]`` with ``W`` of shape (out, in), as
 in fastdnn and PyTorch. Conventions (issue 2):
 
-- losses are means: over samples for ``cross_entropy``, over all output elements for ``mse`` and
-  ``binary_cross_entropy``; with sample weights, weighted means;
+- losses are means: over samples for ``cross_entropy``, over all output elements for ``mse``,
+  ``binary_cross_entropy`` and ``poisson``; with sample weights, weighted means;
+- ``poisson`` is the half Poisson deviance ``exp(z) - y z + (y log y - y)`` (``0 log 0 = 0``) of
+  the output pre-activation ``z``;
 - the penalty ``l1 * sum|W| + (l2 / 2) * sum W**2`` covers weights, not biases, so its gradient
   is ``l1 * sign(W) + l2 * W`` and is added to the weights' gradient before the optimizer runs;
 - the optimizers follow the update rules and defaults documented for ``torch.optim``.
 """
 
 import numpy as np
-from scipy.special import expit, log_softmax, softmax
+from scipy.special import expit, log_softmax, softmax, xlogy
 
 GELU_C = np.sqrt(2 / np.pi)
 GELU_A = 0.044715
@@ -109,9 +111,16 @@ def data_loss(loss, z, a, Y, weight=None):
         per_row = (np.logaddexp(0, z) - Y * z).sum(axis=1)
     elif loss == "mse":
         per_row = ((a - Y) ** 2).sum(axis=1)
+    elif loss == "poisson":
+        per_row = poisson_deviance(z, Y).sum(axis=1)
     else:
         raise ValueError(loss)
     return (weight * per_row).sum() / (weight.sum() * Y.shape[1])
+
+
+def poisson_deviance(z, Y):
+    """Elementwise half Poisson deviance of the log-link prediction ``z`` (``mu = exp(z)``)."""
+    return np.exp(z) - Y * z + xlogy(Y, Y) - Y
 
 
 def accuracy(loss, a, Y):
@@ -129,10 +138,11 @@ def loss_and_grads(params, acts, loss, X, Y, l1=0.0, l2=0.0, weight=None):
     zs, outs = forward(params, acts, X)
     z, a = zs[-1], outs[-1]
     weight = np.ones(len(X)) if weight is None else np.asarray(weight, dtype=np.float64)
-    # d(loss)/dz of the output layer. Softmax + CE and sigmoid + BCE reduce to (a - Y).
+    # d(loss)/dz of the output layer. Softmax + CE, sigmoid + BCE and exp + Poisson reduce to
+    # (a - Y).
     if loss == "cross_entropy":
         delta = (a - Y) * (weight / weight.sum())[:, None]
-    elif loss == "binary_cross_entropy":
+    elif loss in ("binary_cross_entropy", "poisson"):
         delta = (a - Y) * (weight / (weight.sum() * Y.shape[1]))[:, None]
     else:
         factor = 2 * weight / (weight.sum() * Y.shape[1])

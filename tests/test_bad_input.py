@@ -393,6 +393,9 @@ def test_bad_construction_raises(build, error, match):
         ("binary_cross_entropy", "softmax", "'binary_cross_entropy' needs a 'sigmoid' output"),
         ("binary_cross_entropy", "tanh", "'binary_cross_entropy' needs a 'sigmoid' output"),
         ("mse", "softmax", "'mse' does not fit a 'softmax' output"),
+        ("poisson", "linear", "'poisson' needs a 'exp' output"),
+        ("poisson", "softplus", "'poisson' needs a 'exp' output"),
+        ("poisson", "softmax", "'poisson' needs a 'exp' output"),
     ],
 )
 def test_loss_that_does_not_fit_the_output(loss, output, match):
@@ -413,6 +416,10 @@ def test_loss_that_does_not_fit_the_output(loss, output, match):
         ("binary_cross_entropy", "sigmoid", Y, r"y must have shape \(10, 4\)"),
         ("mse", "linear", np.zeros((N, 3)), r"y must have shape \(10, 4\)"),
         ("mse", "linear", np.zeros(N), r"y must have shape \(10, 4\)"),
+        ("poisson", "exp", with_value(np.ones((N, N_OUT)), (4, 2), -0.5), "y must be >= 0"),
+        ("poisson", "exp", with_value(np.ones((N, N_OUT)), (4, 2), np.nan), "y contains NaN"),
+        ("poisson", "exp", with_value(np.ones((N, N_OUT)), (0, 0), np.inf), "y contains infin"),
+        ("poisson", "exp", np.ones((N, 3)), r"y must have shape \(10, 4\)"),
     ],
 )
 def test_targets_must_fit_the_loss(loss, output, y, match):

@@ -144,15 +144,17 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     np.testing.assert_allclose(grads_gpu, grads_cpu, **TOL)
 
 
-def test_loss_weight_scales_gradients_like_cpu():
+@pytest.mark.parametrize("loss, output", [("mse", "linear"), ("poisson", "exp")])
+def test_loss_weight_and_poisson_gradients_like_cpu(loss, output):
     # Sequential passes loss_weight to its engine; the loss sums leave it out on both sides.
     rng = np.random.default_rng(6)
-    X, y = rng.standard_normal((6, N_IN)), rng.standard_normal((6, N_OUT))
+    X = rng.standard_normal((6, N_IN))
+    y = rng.poisson(1.5, (6, N_OUT)) if loss == "poisson" else rng.standard_normal((6, N_OUT))
     results = []
     for device in ("cpu", "cuda"):
-        layers = [fd.Dense(N_IN, N_HIDDEN, "tanh"), fd.Dense(N_HIDDEN, N_OUT, "linear")]
+        layers = [fd.Dense(N_IN, N_HIDDEN, "tanh"), fd.Dense(N_HIDDEN, N_OUT, output)]
         model = fd.Sequential(layers, seed=4, device=device)
-        model.compile("mse", fd.SGD(lr=0.1), l2=1e-2, loss_weight=3.0)
+        model.compile(loss, fd.SGD(lr=0.1), l2=1e-2, loss_weight=3.0)
         results.append(model.loss_and_gradients(X, y))
     (loss_cpu, grads_cpu), (loss_gpu, grads_gpu) = results
     np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)

@@ -297,6 +297,10 @@ def _targets(loss_code, rng, rows, n_out, dtype):
         return Y
     if loss_code == cpu_loss.BINARY_CROSS_ENTROPY:
         return rng.integers(0, 2, (rows, n_out)).astype(dtype)
+    if loss_code == cpu_loss.POISSON:
+        Y = rng.poisson(2.0, (rows, n_out)).astype(dtype)  # zeros among them
+        Y[0] = [0.5, 30.0, 1e-3][:n_out]  # rates, and a count far from exp(z)
+        return Y
     return rng.standard_normal((rows, n_out)).astype(dtype)
 
 
@@ -306,6 +310,8 @@ LOSS_CASES = [
     (cpu_loss.BINARY_CROSS_ENTROPY, cpu_act.SIGMOID, np.float32),
     (cpu_loss.MSE, cpu_act.TANH, np.float32),
     (cpu_loss.MSE, cpu_act.LINEAR, np.float64),
+    (cpu_loss.POISSON, cpu_act.EXP, np.float32),
+    (cpu_loss.POISSON, cpu_act.EXP, np.float64),
 ]
 
 

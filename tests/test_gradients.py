@@ -84,6 +84,10 @@ def data(loss, n=7, n_in=3, n_out=4, seed=0):
         return X, rng.integers(0, n_out, n)
     if loss == "binary_cross_entropy":
         return X, rng.integers(0, 2, (n, n_out)).astype(np.float64)
+    if loss == "poisson":
+        y = rng.poisson(1.5, (n, n_out)).astype(np.float64)  # a fifth of them 0
+        y[0, :2] = [0.37, 7.5]  # rates, not only counts
+        return X, y
     return X, rng.normal(size=(n, n_out))
 
 
@@ -167,7 +171,12 @@ def test_l1_l2_penalty_gradients(l1, l2):
 
 @pytest.mark.parametrize(
     "loss, output",
-    [("mse", "tanh"), ("binary_cross_entropy", "sigmoid"), ("cross_entropy", "softmax")],
+    [
+        ("mse", "tanh"),
+        ("binary_cross_entropy", "sigmoid"),
+        ("cross_entropy", "softmax"),
+        ("poisson", "exp"),
+    ],
 )
 def test_loss_weight_scales_the_data_loss_and_its_gradient_not_the_penalty(loss, output):
     l2, factor = 0.1, 0.5
@@ -185,6 +194,21 @@ def test_loss_weight_scales_the_data_loss_and_its_gradient_not_the_penalty(loss,
     for (dW, db), (pW, pb), (W, _) in zip(model.loss_and_gradients(X, y)[1], plain_grads, weights):
         np.testing.assert_allclose(dW, factor * pW + l2 * W, rtol=1e-13, atol=1e-16)
         np.testing.assert_allclose(db, factor * pb, rtol=1e-13, atol=1e-16)
+
+
+def test_poisson_gradients_and_reference():
+    acts = ["softplus", "exp"]
+    model = net(acts, [3, 5, 4], seed=9)
+    model.compile("poisson", l2=0.05)
+    X, y = data("poisson")
+    assert (y == 0).any()
+    loss = check_gradients(model, X, y)
+    params = [[W, b] for W, b in model.get_weights()]
+    ref_loss, ref_grads, _ = ref.loss_and_grads(params, acts, "poisson", X, y, l2=0.05)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for (dW, db), (rW, rb) in zip(model.loss_and_gradients(X, y)[1], ref_grads):
+        np.testing.assert_allclose(dW, rW, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(db, rb, rtol=1e-10, atol=1e-14)
 
 
 def test_three_layer_network_gradients_and_reference():

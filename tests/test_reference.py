@@ -98,6 +98,7 @@ def test_training_matches_reference_float32(name):
         ("mse", "sigmoid", "adam"),
         ("mse", "softplus", "rmsprop"),
         ("binary_cross_entropy", "sigmoid", "adamw"),
+        ("poisson", "exp", "adam"),
     ],
 )
 def test_other_losses_train_like_reference(loss, output, optimizer):
@@ -106,6 +107,8 @@ def test_other_losses_train_like_reference(loss, output, optimizer):
     X = rng.normal(size=(17, 4))
     if loss == "mse":
         Y = rng.normal(size=(17, 3))
+    elif loss == "poisson":
+        Y = rng.poisson(2.0, (17, 3)).astype(np.float64)
     else:
         Y = rng.integers(0, 2, (17, 3)).astype(np.float64)
     acts = ["tanh", "relu", output]
@@ -175,7 +178,9 @@ def test_predict_and_evaluate_cross_entropy(dtype, rtol, atol):
     assert model.evaluate(X, Y)["loss"] == pytest.approx(scores["loss"], rel=10 * rtol)
 
 
-@pytest.mark.parametrize("loss, output", [("binary_cross_entropy", "sigmoid"), ("mse", "tanh")])
+@pytest.mark.parametrize(
+    "loss, output", [("binary_cross_entropy", "sigmoid"), ("mse", "tanh"), ("poisson", "exp")]
+)
 def test_evaluate_other_losses(loss, output):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(30, 4))
@@ -185,8 +190,8 @@ def test_evaluate_other_losses(loss, output):
     scores = model.evaluate(X, Y, batch_size=8)
     value, _, out = ref.loss_and_grads(params, acts, loss, X, Y)
     assert scores["loss"] == pytest.approx(value, rel=1e-12)
-    if loss == "mse":
-        assert set(scores) == {"loss"}
+    if loss in ("mse", "poisson"):
+        assert set(scores) == {"loss"}  # no accuracy for regression losses
     else:
         assert scores["accuracy"] == ref.accuracy(loss, out, Y)
 

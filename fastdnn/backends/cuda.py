@@ -234,7 +234,8 @@ class CudaEngine:
     n_weights : int
         Number of weights (they come first in the buffer; L1/L2 apply to them only).
     loss_code : int
-        ``MSE``, ``CROSS_ENTROPY`` or ``BINARY_CROSS_ENTROPY`` (``kernels.cpu.losses``).
+        ``MSE``, ``CROSS_ENTROPY``, ``BINARY_CROSS_ENTROPY`` or ``POISSON``
+        (``kernels.cpu.losses``).
     opt_code : int
         ``SGD``, ``ADAM``, ``ADAMW`` or ``RMSPROP`` (``kernels.cpu.optimizers``).
     n_slots : int

@@ -8,8 +8,8 @@ shared memory and adds them with one atomic per block; the host sums the per-bat
 at the end of an epoch, as the CPU path sums its per-batch totals.
 
 - :func:`loss_kernels` ``.cross_entropy``: softmax + cross-entropy, one thread per row;
-- :func:`loss_kernels` ``.elementwise``: MSE (any elementwise output activation) and sigmoid +
-  binary cross-entropy, one thread per output element.
+- :func:`loss_kernels` ``.elementwise``: MSE (any elementwise output activation), sigmoid +
+  binary cross-entropy and exp + Poisson, one thread per output element.
 """
 
 import functools
@@ -20,10 +20,23 @@ import numba
 import numpy as np
 
 from ...backends.cuda import cuda
-from ..cpu.losses import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE
+from ..cpu.losses import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, POISSON
 from .activations import activate, derivative, softmax_row, softplus
 
-__all__ = ["BINARY_CROSS_ENTROPY", "CROSS_ENTROPY", "MSE", "loss_kernels"]
+__all__ = ["BINARY_CROSS_ENTROPY", "CROSS_ENTROPY", "MSE", "POISSON", "loss_kernels"]
+
+
+@cuda.jit(device=True, inline="always")
+def poisson_deviance(z, mu, y):
+    """Half Poisson deviance ``y * log(y / mu) - y + mu`` of one element, ``mu = exp(z)``, in
+    the two forms of ``kernels.cpu.losses.poisson_deviance`` (see there for why)."""
+    t = type(z)
+    if y <= 0:
+        return mu
+    d = mu - y
+    if abs(d) < t(0.5) * y:
+        return d - y * math.log1p(d / y)
+    return d + y * (math.log(y) - z)
 
 
 @functools.cache
@@ -114,12 +127,14 @@ def loss_kernels(dtype, threads):
         loss_code, act, Z, A, D, off, Y, y_off, weight, w_off, rows, n_out, scale, write_delta,
         loss_parts, correct_parts, slot,
     ):  # fmt: skip
-        """MSE or sigmoid + binary cross-entropy of a (rows, n_out) batch, one thread per element.
+        """MSE, sigmoid + binary cross-entropy or exp + Poisson of a (rows, n_out) batch, one
+        thread per element.
 
         Writes ``A = f(Z)`` (activation code ``act``) and, if ``write_delta``, the delta:
-        ``(A - Y) * scale * w`` for binary cross-entropy, ``(A - Y) * (2 * scale * w) * f'(Z)``
-        for MSE. Adds ``w * (softplus(z) - z * y)`` or ``w * (a - y)**2`` and, for binary
-        cross-entropy, the elements on the right side of 0.5 to the slots. Launch with
+        ``(A - Y) * scale * w`` for binary cross-entropy and Poisson,
+        ``(A - Y) * (2 * scale * w) * f'(Z)`` for MSE. Adds ``w * (softplus(z) - z * y)``,
+        ``w * poisson_deviance(z, a, y)`` or ``w * (a - y)**2`` and, for binary cross-entropy,
+        the elements on the right side of 0.5 to the slots. Launch with
         ``ceil(rows * n_out / threads)`` blocks.
         """
         e = cuda.blockIdx.x * NT + cuda.threadIdx.x
@@ -136,6 +151,10 @@ def loss_kernels(dtype, threads):
                 half = dt(0.5)
                 if (a > half) == (y > half):
                     correct = 1
+                if write_delta:
+                    D[off + e] = (a - y) * (scale * w)
+            elif loss_code == POISSON:
+                loss = w * poisson_deviance(z, a, y)
                 if write_delta:
                     D[off + e] = (a - y) * (scale * w)
             else:
