@@ -381,7 +381,27 @@ def test_load_onto_cuda_from_a_cpu_file(tmp_path):
     assert fd.load(path).device == "cpu"
     on_gpu = fd.load(path, device="cuda")
     assert on_gpu.device == "cuda"
+    # rebuilt whole: the compile settings come along, so training can resume on the device
+    assert (on_gpu.loss, on_gpu.optimizer) == (model.loss, model.optimizer)
     np.testing.assert_allclose(on_gpu.predict(X), model.predict(X), **TOL)
+
+
+def test_estimator_keeps_its_device_through_save_and_load(tmp_path):
+    # The estimator's device parameter and its fitted network's device are saved separately
+    # (estimator params, model meta): both must come back, and load(device=) must move both.
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((6, N_IN)), rng.integers(0, N_OUT, 6)
+    clf = fd.MLPClassifier(hidden_layer_sizes=(3,), max_iter=1, random_state=0, device="cuda")
+    clf.fit(X, y)
+    path = tmp_path / "clf.npz"
+    clf.save(path)
+    expected = clf.predict_proba(X)
+    same = fd.load(path)
+    assert same.device == "cuda" and same.model_.device == "cuda"
+    np.testing.assert_allclose(same.predict_proba(X), expected, **TOL)
+    moved = fd.load(path, device="cpu")
+    assert moved.device == "cpu" and moved.model_.device == "cpu"
+    np.testing.assert_allclose(moved.predict_proba(X), expected, **TOL)
 
 
 def test_load_device_errors(tmp_path, monkeypatch):
