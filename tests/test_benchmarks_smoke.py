@@ -150,11 +150,15 @@ def test_gpu_checks_script_parses_and_names_existing_files():
 
 
 def test_peer_gpu_runner_trains_epochs_of_one_fit():
-    # Under the simulator here: the runner sets the fit up once and each call trains an epoch.
+    # Under the simulator here: the runner sets the fit up once and each call trains an epoch,
+    # the same epochs as the CPU's. The hidden layer is wider than the simulator's 8 x 8 GEMM
+    # tile, so that a launch with the other layer's grid (issue 16) would change the result.
+    from fastdnn.network import _EpochRunner
+
     sys.path.insert(0, str(ROOT))
     peers = importlib.import_module("asv_benchmarks.peers")
     workloads = importlib.import_module("asv_benchmarks.workloads")
-    tiny = workloads.Workload("T", (5, 7, 3), "softmax", "cross_entropy", "adam", 4, 12)
+    tiny = workloads.Workload("T", (5, 10, 3), "softmax", "cross_entropy", "adam", 4, 12)
     X, y = tiny.data()
     runner = peers.FastDNNCuda(tiny, X, y)
     assert runner.model.device == "cuda"
@@ -165,6 +169,14 @@ def test_peer_gpu_runner_trains_epochs_of_one_fit():
     before = runner.model._params.copy()
     runner.runner.sync()
     assert not np.array_equal(runner.model._params, before)
+    # The CPU twin: same initial weights, and the runner's visiting orders (its rng's seed 0).
+    cpu = tiny.fastdnn_model(device="cpu")
+    np.testing.assert_array_equal(cpu._params, before)
+    cpu_runner = _EpochRunner(cpu, *cpu._data(X, y), tiny.batch_size)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        cpu_runner.train(rng.permutation(len(X)), cpu.optimizer.hyperparameters(cpu.dtype))
+    np.testing.assert_allclose(runner.model._params, cpu._params, rtol=2e-5, atol=2e-6)
 
 
 def test_gpu_gemm_torch_products_have_the_kernels_shapes():
