@@ -124,6 +124,14 @@ def _hidden_sizes(estimator):
     return [int(size) for size in hidden]
 
 
+def _store_arguments(estimator, arguments):
+    """Keep every ``__init__`` argument as the attribute of its name, unchanged (scikit-learn's
+    estimator contract: ``__init__`` does nothing else)."""
+    for name, value in arguments.items():
+        if name != "self":
+            setattr(estimator, name, value)
+
+
 # ------------------------------------------------------------------------ the epoch loop
 class _SklearnEpochs(Callback):
     """scikit-learn's per-iteration bookkeeping, run by ``Sequential.fit`` after each epoch.
@@ -793,34 +801,7 @@ class MLPClassifier(ClassifierMixin, _SklearnMLP):
         dtype=None,
         device="cpu",
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.l1 = l1
-        self.weight_decay = weight_decay
-        self.class_weight = class_weight
-        self.dtype = dtype
-        self.device = device
+        _store_arguments(self, locals())
 
     # ------------------------------------------------------------------ targets
     def _validate_input(self, X, y, incremental, reset):
@@ -1000,34 +981,7 @@ class MLPRegressor(RegressorMixin, _SklearnMLP):
         dtype=None,
         device="cpu",
     ):
-        self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.l1 = l1
-        self.weight_decay = weight_decay
-        self.dtype = dtype
-        self.device = device
+        _store_arguments(self, locals())
 
     def _check_params(self):
         super()._check_params()
@@ -1172,31 +1126,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         output_activation="linear",
         bottleneck_activation="linear",
     ):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.l1 = l1
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.weight_decay = weight_decay
-        self.dtype = dtype
-        self.device = device
-        self.verbose = verbose
-        self.output_activation = output_activation
-        self.bottleneck_activation = bottleneck_activation
+        _store_arguments(self, locals())
 
     def _build(self, n_features, n_rows, random_state):
         hidden = _hidden_sizes(self)
