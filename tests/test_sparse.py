@@ -186,11 +186,12 @@ def _csr32(X):
     )  # fmt: skip
 
 
-def test_matmul_add_and_row_block_against_numpy():
+@pytest.mark.parametrize("n_out", [1, 6, 8])  # units in groups of 4: partial, two, full
+def test_matmul_add_and_row_block_against_numpy(n_out):
     X = messy_csr()
     rng = np.random.default_rng(7)
-    W = rng.normal(size=(6, N_IN)).astype(np.float32)
-    Z = rng.normal(size=(5, 6)).astype(np.float32)
+    W = rng.normal(size=(n_out, N_IN)).astype(np.float32)
+    Z = rng.normal(size=(5, n_out)).astype(np.float32)
     block = sparse.row_block(_csr32(X), 5, 5)  # rows 5..9: indptr not starting at 0
     expected = Z + X.toarray()[5:10].astype(np.float32) @ W.T
     sparse.matmul_add(block, W, Z)
