@@ -23,6 +23,7 @@ MODULES = [
     "bench_inference",
     "bench_memory",
     "bench_decomposition",
+    "bench_sparse",
 ]
 
 
