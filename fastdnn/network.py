@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from . import io as _io
 from ._validation import (
     as_finite,
-    as_matrix,
+    as_inputs,
     as_numeric_array,
     check_finite,
     choice,
@@ -30,6 +30,7 @@ from .errors import NotCompiledError, TrainingDivergedError
 from .kernels.cpu import losses as _loss_kernels
 from .kernels.cpu import network as _net
 from .kernels.cpu import optimizers as _opt_kernels
+from .kernels.cpu.sparse import CSR
 from .layers import RELU_FAMILY, Dense
 from .optimizers import OPTIMIZERS, Adam, get_optimizer
 
@@ -345,7 +346,12 @@ class Sequential:
 
     def _data(self, X, y, sample_weight=None, x_name="X", y_name="y"):
         inputs = X
-        X = as_matrix(X, x_name, self.n_features_in, self.dtype)
+        X = as_inputs(X, x_name, self.n_features_in, self.dtype)
+        if y is inputs and isinstance(X, CSR):
+            raise TypeError(
+                f"{y_name} is the sparse {x_name}, but targets must be dense: pass "
+                f"{y_name}={x_name}.toarray() (a sparse input is never densified)"
+            )
         if y is inputs and self.loss == "mse" and X.shape[1] == self.n_outputs:
             Y = X  # an autoencoder's targets are its inputs: validated and converted once
         else:
@@ -408,7 +414,11 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix/array of shape (n_samples, n_features)
+            Sparse input (CSR or CSC; other formats are converted to CSR once) is never
+            densified on the CPU: each batch's rows are gathered as CSR and the first layer
+            reads only their stored values. With ``device="cuda"`` each batch is densified on
+            the host and streamed to the GPU.
         y : array-like
             Integer labels (n_samples,) or rows (n_samples, n_outputs); see :meth:`compile`.
         epochs : int, default 1
@@ -420,7 +430,8 @@ class Sequential:
             ``range(n_rows)``, like a PyTorch sampler; the scikit-learn estimators use it to
             visit rows in scikit-learn's order).
         validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
-            Evaluated after every epoch into ``val_loss`` (and ``val_accuracy``).
+            Evaluated after every epoch into ``val_loss`` (and ``val_accuracy``); ``X_val`` may
+            be sparse, as ``X``.
         verbose : {0, 1, 2}, default 1
             0 silent, 1 a progress bar and a line per epoch, 2 a line per epoch.
         callbacks : list of Callback, optional
@@ -555,7 +566,8 @@ class Sequential:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix/array of shape (n_samples, n_features)
+            As in :meth:`fit`.
         batch_size : int, default 4096
             Rows per forward pass (bounds the scratch memory).
 
@@ -563,7 +575,7 @@ class Sequential:
         -------
         ndarray of shape (n_samples, n_outputs), the model dtype
         """
-        X = as_matrix(X, "X", self.n_features_in, self.dtype)
+        X = as_inputs(X, "X", self.n_features_in, self.dtype)
         batch_size = positive_int(batch_size, "batch_size")
         with self._borrowed_scratch() as scratch:
             if self.device == "cuda":
@@ -590,6 +602,7 @@ class Sequential:
         """Mean loss (penalty included) and, for classification, accuracy on ``(X, y)``.
 
         With ``sample_weight`` the loss is the weighted mean (accuracy stays unweighted).
+        ``X`` may be sparse, as in :meth:`fit`.
 
         Returns
         -------
@@ -605,6 +618,9 @@ class Sequential:
 
     def loss_and_gradients(self, X, y):
         """Loss and its gradients on ``(X, y)`` as one batch, without updating anything.
+
+        ``X`` may be sparse, as in :meth:`fit` (with ``device="cuda"`` the batch, all of ``X``,
+        is densified on the host).
 
         Returns
         -------
@@ -822,7 +838,19 @@ class _EpochRunner:
         names = ("train Z", "train A", "train D")
         self.ws_off, self.Zbuf, self.Abuf, self.Dbuf = model._workspace(rows, names, scratch)
         dtype = model.dtype
-        self.Xbuf = scratch.get("train X", rows * X.shape[1], dtype)
+        if isinstance(X, CSR):
+            # Room for the batch of the ``rows`` longest rows: no batch of any order holds more.
+            lengths = np.diff(X.indptr)
+            capacity = int(np.partition(lengths, lengths.size - rows)[-rows:].sum())
+            index = X.indptr.dtype
+            self.Xbuf = CSR(
+                scratch.get("train X indptr", rows + 1, index),
+                scratch.get("train X indices", capacity, index),
+                scratch.get("train X data", capacity, dtype),
+                X.n_cols,
+            )
+        else:
+            self.Xbuf = scratch.get("train X", rows * X.shape[1], dtype)
         self.Ybuf = scratch.get("train Y", rows * Y.shape[1], dtype)
         self.Wbuf = scratch.get("train weight", rows, dtype)
         # every batch overwrites every gradient entry before the update reads it

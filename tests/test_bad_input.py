@@ -6,6 +6,7 @@ penalty, and the shuffling random state are all exactly what they were before th
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import fastdnn as fd
 
@@ -111,6 +112,39 @@ MODEL_CASES = [
         "too large for float32",
     ),  # fmt: skip
     ("ragged_x", fit(X=[[1.0, 2.0, 3.0], [1.0]] * 5), TypeError, "X must be an array of numbers"),
+    # --- sparse X (validated as dense X is, and never densified)
+    ("sparse_nan", fit(X=sp.csr_matrix(with_value(X, (2, 1), np.nan))), ValueError, "X .*NaN"),
+    ("sparse_features", fit(X=sp.csc_array(X[:, :2])), ValueError, "X has 2 features.*expects 3"),
+    ("sparse_1d", fit(X=sp.coo_array(X[:, 0])), ValueError, r"X must be 2-D.*sparse.*\(10,\)"),
+    ("sparse_empty", fit(X=sp.csr_matrix((0, N_IN)), y=Y[:0]), ValueError, "X is empty"),
+    ("sparse_complex", fit(X=sp.csr_matrix(X.astype(complex))), TypeError, "X must hold real"),
+    (
+        "sparse_overflows_float32",
+        fit(X=sp.csr_matrix(with_value(X, (1, 2), 1e39))),
+        ValueError,
+        "X holds values too large for float32",
+    ),  # fmt: skip
+    (
+        "sparse_index_out_of_range",
+        fit(X=sp.csr_matrix((np.ones(N), np.full(N, N_IN), np.arange(N + 1)), shape=(N, N_IN))),
+        ValueError,
+        "X is not a valid CSR matrix",
+    ),  # fmt: skip
+    (
+        "sparse_validation_inf",
+        fit(validation_data=(sp.csr_array(with_value(X, (0, 0), np.inf)), Y)),
+        ValueError,
+        "X_val contains infinity",
+    ),  # fmt: skip
+    ("sparse_y", fit(y=sp.csr_matrix(np.eye(N_OUT)[Y])), TypeError, "y must be a dense array"),
+    ("sparse_weight", fit(sample_weight=sp.csr_matrix(np.ones((1, N)))), TypeError, "dense"),
+    ("sparse_predict_1d", lambda m: m.predict(sp.coo_array(X[0])), ValueError, "X must be 2-D"),
+    (
+        "sparse_gradients_nan",
+        lambda m: m.loss_and_gradients(sp.csc_matrix(with_value(X, (3, 0), np.nan)), Y),
+        ValueError,
+        "X contains NaN",
+    ),  # fmt: skip
     # --- y
     ("nan_in_y", fit(y=with_value(Y, 3, np.nan)), ValueError, "y contains NaN"),
     ("inf_in_y", fit(y=with_value(Y, 3, np.inf)), ValueError, "y contains infinity"),

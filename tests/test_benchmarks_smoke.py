@@ -24,6 +24,7 @@ MODULES = [
     "bench_memory",
     "bench_decomposition",
     "bench_sklearn",
+    "bench_sparse",
 ]
 
 

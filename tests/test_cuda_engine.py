@@ -282,6 +282,34 @@ def test_sequential_fit_on_cuda_matches_cpu():
     np.testing.assert_allclose(gpu[5]["loss"], cpu[5]["loss"], rtol=1e-5)
 
 
+def test_sparse_input_is_streamed_densified_batch_by_batch():
+    sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(4)
+    dense = rng.standard_normal((8, N_IN)) * (rng.random((8, N_IN)) < 0.4)
+    dense[2] = 0  # an empty row
+    X, y = sparse.csr_matrix(dense), rng.integers(0, N_OUT, 8)
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = fd.Sequential(
+            [fd.Dense(N_IN, N_HIDDEN, "tanh"), fd.Dense(N_HIDDEN, N_OUT, "softmax")],
+            seed=2,
+            device=device,
+        )
+        model.compile("cross_entropy", fd.Adam(lr=0.01))
+        model.fit(X, y, epochs=1, batch_size=4, verbose=0)  # two streamed batches
+        loss, grads = model.loss_and_gradients(X.tocsc(), y)
+        results[device] = (
+            model._params.copy(), model.predict(X, batch_size=5),
+            model.evaluate(X, y, batch_size=5)["loss"], loss, grads[0][0],
+        )  # fmt: skip
+    for got, expected in zip(results["cuda"], results["cpu"]):
+        np.testing.assert_allclose(got, expected, **TOL)
+    inputs = model._data(X, y)[0]
+    assert not model._cuda_engine().dataset(inputs).resident  # never copied whole
+    with pytest.raises(ValueError, match="cannot be resident"):
+        model._cuda_engine().dataset(inputs, resident=True)
+
+
 @needs_device_argument
 def test_sequential_device_cuda_without_numba_cuda_raises_first(monkeypatch):
     monkeypatch.setattr(backend, "cuda", None)

@@ -13,9 +13,10 @@ import fastdnn as fd
 
 def test_numba_allocations_do_not_depend_on_the_number_of_steps():
     # NRT statistics must be switched on before Numba is imported: use a fresh process.
+    # The same for a dense X and for a sparse one (gathered into CSR batch buffers).
     script = textwrap.dedent(
         """
-        import numpy as np, fastdnn as fd
+        import numpy as np, scipy.sparse as sp, fastdnn as fd
         from numba.core.runtime import rtsys
         rng = np.random.default_rng(0)
         X = rng.random((512, 12), dtype=np.float32)
@@ -23,11 +24,12 @@ def test_numba_allocations_do_not_depend_on_the_number_of_steps():
         model = fd.Sequential([fd.Dense(12, 16, activation="gelu"),
                                fd.Dense(16, 3, activation="softmax")], seed=0)
         model.compile("cross_entropy", fd.AdamW(), l1=1e-4, l2=1e-4)
-        model.fit(X, y, epochs=1, batch_size=8, verbose=0)  # compile
-        for batch_size in (8, 64, 512):  # 64, 8 and 1 steps per epoch
-            before = rtsys.get_allocation_stats().alloc
-            model.fit(X, y, epochs=3, batch_size=batch_size, verbose=0)
-            print(rtsys.get_allocation_stats().alloc - before)
+        for inputs in (X, sp.csr_matrix(X * (X < 0.3))):
+            model.fit(inputs, y, epochs=1, batch_size=8, verbose=0)  # compile
+            for batch_size in (8, 64, 512):  # 64, 8 and 1 steps per epoch
+                before = rtsys.get_allocation_stats().alloc
+                model.fit(inputs, y, epochs=3, batch_size=batch_size, verbose=0)
+                print(rtsys.get_allocation_stats().alloc - before)
         """
     )
     env = dict(os.environ, NUMBA_NRT_STATS="1")
@@ -36,7 +38,9 @@ def test_numba_allocations_do_not_depend_on_the_number_of_steps():
     ).stdout.split()
     counts = [int(v) for v in out]
     # Only the per-call boxing of array arguments allocates; 64 steps cost what 1 step does.
-    assert len(counts) == 3 and counts[0] == counts[1] == counts[2], counts
+    assert len(counts) == 6, counts
+    dense, sparse = counts[:3], counts[3:]
+    assert dense[0] == dense[1] == dense[2] and sparse[0] == sparse[1] == sparse[2], counts
 
 
 def test_long_fit_does_not_grow_python_memory():

@@ -34,6 +34,8 @@ import warnings
 
 import numpy as np
 
+from ..kernels.cpu import sparse as _sparse
+
 if importlib.util.find_spec("numba_cuda") is not None:
     from numba import cuda
 else:  # pragma: no cover - exercised only where numba-cuda is absent
@@ -196,11 +198,14 @@ class DeviceDataset:
 
     Build it with :meth:`CudaEngine.dataset`. When resident, ``X``, ``Y`` and the sample weights
     are copied to the device once and every epoch gathers its batches there; otherwise each batch
-    is gathered on the host and copied.
+    is gathered on the host and copied. A sparse ``X`` is always streamed: each batch's rows are
+    densified on the host, the data set never is.
 
     Attributes
     ----------
-    X, Y, weight : numpy.ndarray
+    X : numpy.ndarray or fastdnn.kernels.cpu.sparse.CSR
+        The validated host inputs (C-contiguous, or CSR, of the engine's dtype).
+    Y, weight : numpy.ndarray
         The validated host arrays (C-contiguous, the engine's dtype); ``Y``/``weight`` may be None
         for prediction.
     n_rows : int
@@ -318,6 +323,7 @@ class CudaEngine:
         self.step = 0
         self.params = None  # device buffers, allocated by upload()
         self._ws_rows = 0
+        self._dense_rows = None  # host rows of a streamed sparse batch (see _stream_inputs)
         self._parts_size = 0
         self._saved = None
 
@@ -455,7 +461,8 @@ class CudaEngine:
 
         Parameters
         ----------
-        X : ndarray (n, n_in)
+        X : ndarray (n, n_in) or fastdnn.kernels.cpu.sparse.CSR
+            A CSR (as ``Sequential`` validates a scipy.sparse input) is streamed, never resident.
         Y : ndarray (n, n_out), optional
             Targets (needed for training and evaluation).
         sample_weight : ndarray (n,), optional
@@ -464,9 +471,16 @@ class CudaEngine:
             Force (True) or forbid (False) the device copy; by default it is made when the data
             is at most ``max_resident_bytes`` (half the free device memory by default).
         """
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+        is_csr = isinstance(X, _sparse.CSR)
+        if is_csr:
+            X = X._replace(data=np.ascontiguousarray(X.data, dtype=self.dtype))
+            if resident:
+                raise ValueError("a sparse X is streamed batch by batch; it cannot be resident")
+            resident = False
+        else:
+            X = np.ascontiguousarray(X, dtype=self.dtype)
         n = X.shape[0]
-        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+        if len(X.shape) != 2 or X.shape[1] != self.sizes[0]:
             raise ValueError(f"X must have shape (n, {self.sizes[0]}), got {X.shape}")
         if Y is not None:
             Y = np.ascontiguousarray(Y, dtype=self.dtype)
@@ -478,8 +492,8 @@ class CudaEngine:
             weight = np.ascontiguousarray(sample_weight, dtype=self.dtype).reshape(-1)
             if weight.size != n:
                 raise ValueError(f"sample_weight must have shape ({n},), got {weight.shape}")
-        nbytes = sum(a.nbytes for a in (X, Y, weight) if a is not None)
         if resident is None:
+            nbytes = sum(a.nbytes for a in (X, Y, weight) if a is not None)
             resident = nbytes <= self._resident_limit()
         if not resident:
             return DeviceDataset(X, Y, weight, False)
@@ -500,7 +514,7 @@ class CudaEngine:
     def _as_dataset(self, data, need_targets=True):
         if isinstance(data, DeviceDataset):
             dataset = data
-        elif isinstance(data, tuple):
+        elif isinstance(data, tuple) and not isinstance(data, _sparse.CSR):  # CSR: a tuple too
             dataset = self.dataset(*data)
         else:
             dataset = self.dataset(data)
@@ -561,6 +575,27 @@ class CudaEngine:
             blocks = dense.backward_blocks(tile, rows, n_in, n_out)
             config = self._gemm_configs[key] = (kernel, blocks, dense.threads_per_block(tile))
         return self._launch(*config)
+
+    def _stream_inputs(self, X, order, start, rows):
+        """Copy host rows ``order[start:start + rows]`` of ``X`` (rows ``start:start + rows``
+        when ``order`` is None) into the device batch buffer ``_Xbuf``.
+
+        A CSR's rows are densified on the host first, into one buffer kept for the largest
+        batch: the device kernels take dense rows, and only a batch is ever dense.
+        """
+        n_in = self.sizes[0]
+        if not isinstance(X, _sparse.CSR):
+            host = X[start : start + rows] if order is None else X[order[start : start + rows]]
+        else:
+            if self._dense_rows is None or self._dense_rows.shape[0] < rows:
+                self._dense_rows = np.empty((max(rows, self._ws_rows), n_in), self.dtype)
+                self._row_numbers = np.arange(self._dense_rows.shape[0], dtype=np.int64)
+            host = self._dense_rows[:rows]
+            if order is None:  # the block's own rows 0..rows-1
+                X = _sparse.CSR(X.indptr[start : start + rows + 1], X.indices, X.data, X.n_cols)
+                order, start = self._row_numbers, 0
+            _sparse.densify_rows(X, order, start, rows, host)
+        self._Xbuf[: rows * n_in].copy_to_device(host.reshape(-1))
 
     def _ensure_workspace(self, rows):
         """Device workspace for batches of up to ``rows`` rows; returns the layer offsets."""
@@ -755,7 +790,7 @@ class CudaEngine:
                 )  # fmt: skip
             else:
                 idx = order[start : start + rows]
-                self._Xbuf[: rows * n_in].copy_to_device(data.X[idx].reshape(-1))
+                self._stream_inputs(data.X, order, start, rows)
                 self._Ybuf[: rows * n_out].copy_to_device(data.Y[idx].reshape(-1))
                 self._Wbuf[:rows].copy_to_device(data.weight[idx])
             self._forward(self._Xbuf, 0, rows, ws, False)
@@ -795,7 +830,7 @@ class CudaEngine:
                 Y, y_off = data.d_Y, start * n_out
                 W, w_off = data.d_weight, start
             else:
-                self._Xbuf[: rows * n_in].copy_to_device(data.X[start : start + rows].reshape(-1))
+                self._stream_inputs(data.X, None, start, rows)
                 self._Ybuf[: rows * n_out].copy_to_device(data.Y[start : start + rows].reshape(-1))
                 self._Wbuf[:rows].copy_to_device(data.weight[start : start + rows])
                 X, x_off, Y, y_off, W, w_off = self._Xbuf, 0, self._Ybuf, 0, self._Wbuf, 0
@@ -836,7 +871,7 @@ class CudaEngine:
             if data.resident:
                 X, x_off, o_off = data.d_X, start * n_in, start * n_out
             else:
-                self._Xbuf[: rows * n_in].copy_to_device(data.X[start : start + rows].reshape(-1))
+                self._stream_inputs(data.X, None, start, rows)
                 X, x_off, o_off = self._Xbuf, 0, 0
             self._forward(X, x_off, rows, ws, False)
             self._launch(self._k_act.output_activation, -(-rows // nt), nt)(
@@ -866,8 +901,8 @@ class CudaEngine:
         self._check_rows(rows)
         ws = self._ensure_workspace(rows)
         self._ensure_parts(1)
-        n_in, n_out = self.sizes[0], self.sizes[-1]
-        self._Xbuf[: rows * n_in].copy_to_device(data.X.reshape(-1))
+        n_out = self.sizes[-1]
+        self._stream_inputs(data.X, None, 0, rows)
         self._Ybuf[: rows * n_out].copy_to_device(data.Y.reshape(-1))
         self._Wbuf[:rows].copy_to_device(data.weight)
         self._forward(self._Xbuf, 0, rows, ws, False)

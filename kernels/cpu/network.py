@@ -10,13 +10,21 @@ A network is described by small integer arrays (the "layer table"):
   ``Zbuf`` (pre-activations), ``Abuf`` (activations) and ``Dbuf`` (deltas), sized for the
   largest batch.
 
+The input ``X`` is a dense C-contiguous (rows, in) array or a :class:`sparse.CSR` matrix. The
+drivers are written once for both: the few steps that touch the input (its row count, a block
+or gathered batch of its rows, the first layer's two products) go through the ``_input_*``
+functions below, each compiled to the dense or the CSR kernel by the type of ``X``. The batch
+buffer ``Xbuf`` is then a flat array, or a CSR of buffers for the largest batch.
+
 Every array argument is owned by the caller; nothing here allocates on the training path.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .._options import CALLEE_OPTIONS, JIT_OPTIONS
+from . import sparse
 from .activations import activation, bias_fill, scale_by_derivative
 from .blas import gemm, gemm_add
 from .fpmode import flush_denormals, restore_fp_mode
@@ -27,6 +35,83 @@ from .optimizers import optimizer_step
 @njit(**CALLEE_OPTIONS)
 def _view(buf, offset, rows, cols):
     return buf[offset : offset + rows * cols].reshape((rows, cols))
+
+
+def _by_input(dense, csr):
+    """A function of the network input ``X`` and more arguments, compiled as the kernel
+    ``dense(X, ...)`` when ``X`` is an array and as ``csr(X, ...)`` when it is a CSR."""
+
+    def by_input(X, *args):
+        raise NotImplementedError("called from compiled kernels only")
+
+    @overload(by_input, jit_options=CALLEE_OPTIONS)
+    def _select(X, *args):
+        is_csr = isinstance(X, types.BaseNamedTuple) and X.instance_class is sparse.CSR
+        kernel = csr if is_csr else dense
+
+        def impl(X, *args):
+            return kernel(X, *args)
+
+        return impl
+
+    return by_input
+
+
+@njit(**CALLEE_OPTIONS)
+def _dense_rows(X):
+    return X.shape[0]
+
+
+@njit(**CALLEE_OPTIONS)
+def _csr_rows(X):
+    return X.indptr.size - 1
+
+
+@njit(**CALLEE_OPTIONS)
+def _dense_block(X, start, rows):
+    return X[start : start + rows]  # typed C-contiguous, as X
+
+
+@njit(**CALLEE_OPTIONS)
+def _dense_gather(X, order, start, rows, buf):
+    width = X.shape[1]
+    out = _view(buf, np.int64(0), rows, width)  # not a literal 0: one ``_view`` instance
+    for i in range(rows):
+        src = order[start + i]
+        for j in range(width):
+            out[i, j] = X[src, j]
+    return out
+
+
+@njit(**CALLEE_OPTIONS)
+def _dense_targets(X, Xb, Y, order, start, rows, Ybuf):
+    # When ``Y`` is ``X`` itself (an autoencoder) its rows are already in ``Xb``.
+    if Y.ctypes.data == X.ctypes.data and Y.shape == X.shape:
+        return Xb
+    return _dense_gather(Y, order, start, rows, Ybuf)
+
+
+@njit(**CALLEE_OPTIONS)
+def _csr_targets(X, Xb, Y, order, start, rows, Ybuf):
+    return _dense_gather(Y, order, start, rows, Ybuf)
+
+
+@njit(**CALLEE_OPTIONS)
+def _dense_matmul_add(X, W, Z):
+    gemm_add(X, W.T, Z)
+
+
+@njit(**CALLEE_OPTIONS)
+def _dense_weight_grad(X, D, dW):
+    gemm(D.T, X, dW)
+
+
+_input_rows = _by_input(_dense_rows, _csr_rows)
+_input_block = _by_input(_dense_block, sparse.row_block)  # rows start:start + rows, no copy
+_gather_inputs = _by_input(_dense_gather, sparse.gather_rows)
+_gather_targets = _by_input(_dense_targets, _csr_targets)
+_input_matmul_add = _by_input(_dense_matmul_add, sparse.matmul_add)  # Z += X @ W.T
+_input_weight_grad = _by_input(_dense_weight_grad, sparse.weight_grad)  # dW = D.T @ X
 
 
 @njit(**JIT_OPTIONS)
@@ -43,12 +128,12 @@ def column_sum(D, out):
 def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
     """Run every layer on the batch ``X``; the last layer stops at its pre-activation ``Z``.
 
-    Each layer fills ``Z`` with its bias, adds ``X @ W.T`` by one BLAS GEMM and runs an
-    activation pass (the output layer's activation is fused with the loss by the caller).
+    Each layer fills ``Z`` with its bias, adds ``X @ W.T`` by one BLAS GEMM (a CSR input: by
+    ``sparse.matmul_add``) and runs an activation pass (the output layer's activation is fused
+    with the loss by the caller).
     """
-    rows = X.shape[0]
+    rows = _input_rows(X)
     n_layers = acts.size
-    layer_input = X
     for layer in range(n_layers):
         n_in = sizes[layer]
         n_out = sizes[layer + 1]
@@ -56,11 +141,12 @@ def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
         b = params[b_off[layer] : b_off[layer] + n_out]
         Z = _view(Zbuf, ws_off[layer], rows, n_out)
         bias_fill(b, Z)
-        gemm_add(layer_input, W.T, Z)
+        if layer == 0:
+            _input_matmul_add(X, W, Z)
+        else:
+            gemm_add(_view(Abuf, ws_off[layer - 1], rows, n_in), W.T, Z)
         if layer < n_layers - 1:
-            A = _view(Abuf, ws_off[layer], rows, n_out)
-            activation(acts[layer], Z, A)
-            layer_input = A
+            activation(acts[layer], Z, _view(Abuf, ws_off[layer], rows, n_out))
 
 
 @njit(**JIT_OPTIONS)
@@ -68,16 +154,17 @@ def backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Db
     """Back-propagate the output delta (already in ``Dbuf``) and write every dW and db.
 
     Per layer: ``dW = D.T @ A_prev`` and ``D_prev = (D @ W) * f'(Z_prev)`` by BLAS GEMMs on
-    transposed views (no copies), and ``db`` as a column sum of ``D``.
+    transposed views (no copies), and ``db`` as a column sum of ``D``. For a CSR input the first
+    layer's ``dW`` comes from ``sparse.weight_grad``, dense and whole, as from the GEMM.
     """
-    rows = X.shape[0]
+    rows = _input_rows(X)
     for layer in range(acts.size - 1, -1, -1):
         n_in = sizes[layer]
         n_out = sizes[layer + 1]
         D = _view(Dbuf, ws_off[layer], rows, n_out)
         dW = _view(grads, w_off[layer], n_out, n_in)
         if layer == 0:
-            gemm(D.T, X, dW)
+            _input_weight_grad(X, D, dW)
         else:
             gemm(D.T, _view(Abuf, ws_off[layer - 1], rows, n_in), dW)
         column_sum(D, grads[b_off[layer] : b_off[layer] + n_out])
@@ -107,7 +194,7 @@ def forward_backward(
     Returns ``(weighted summed loss, correct predictions)`` of the batch, before the update and
     without ``loss_weight``: the caller scales the mean it reports.
     """
-    rows = X.shape[0]
+    rows = _input_rows(X)
     last = acts.size - 1
     n_out = sizes[last + 1]
     forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf)
@@ -130,27 +217,15 @@ def forward_backward(
 @njit(**JIT_OPTIONS)
 def gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf):
     """Copy rows ``order[start:start + rows]`` of ``X``, ``Y`` and ``sample_weight`` into the
-    batch buffers; returns the (rows, ...) views ``(Xb, Yb, Wb)`` of those buffers.
+    batch buffers; returns the batch ``(Xb, Yb, Wb)``, views of those buffers.
 
     When ``Y`` is ``X`` itself (an autoencoder), ``Yb`` is ``Xb``: the rows are copied once.
     """
-    n_in = X.shape[1]
-    n_out = Y.shape[1]
-    first = np.int64(0)  # not a literal 0, which would compile a second ``_view``
-    Xb = _view(Xbuf, first, rows, n_in)
-    Yb = _view(Ybuf, first, rows, n_out)
-    targets_are_inputs = Y.ctypes.data == X.ctypes.data and Y.shape == X.shape
-    if targets_are_inputs:
-        Yb = Xb
+    Xb = _gather_inputs(X, order, start, rows, Xbuf)
+    Yb = _gather_targets(X, Xb, Y, order, start, rows, Ybuf)
     Wb = Wbuf[:rows]
     for i in range(rows):
-        src = order[start + i]
-        Wb[i] = sample_weight[src]
-        for j in range(n_in):
-            Xb[i, j] = X[src, j]
-        if not targets_are_inputs:
-            for j in range(n_out):
-                Yb[i, j] = Y[src, j]
+        Wb[i] = sample_weight[order[start + i]]
     return Xb, Yb, Wb
 
 
@@ -166,7 +241,9 @@ def train_epoch(
     last batch may be smaller. Each batch is gathered into ``Xbuf``/``Ybuf``/``Wbuf`` (sample
     weights), forwarded, back-propagated and applied by one fused optimizer pass. ``step[0]``
     counts updates. Each batch minimises ``loss_weight`` times its mean loss (see
-    :func:`forward_backward`); the returned sums leave ``loss_weight`` out.
+    :func:`forward_backward`); the returned sums leave ``loss_weight`` out. For a CSR ``X``,
+    ``Xbuf`` is a CSR whose ``indptr`` holds ``batch_size + 1`` entries and whose
+    ``indices``/``data`` hold the most values any batch can have.
 
     Returns ``(summed loss, correct predictions, index of the first batch whose loss was not
     finite or -1)``. Training stops at a non-finite loss, before applying that batch's update.
@@ -204,16 +281,15 @@ def evaluate(
 ):  # fmt: skip
     """Weighted summed loss and correct predictions over ``(X, Y)``, ``batch_size`` rows at a
     time."""
-    n_rows, n_in = X.shape
+    n_rows = _input_rows(X)
     n_out = Y.shape[1]
     last = acts.size - 1
-    X_flat = X.reshape(X.size)
     Y_flat = Y.reshape(Y.size)
     loss_total = 0.0
     correct_total = 0
     for start in range(0, n_rows, batch_size):
         rows = min(batch_size, n_rows - start)
-        Xb = _view(X_flat, start * n_in, rows, n_in)
+        Xb = _input_block(X, start, rows)
         Yb = _view(Y_flat, start * n_out, rows, n_out)
         forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf)
         Z = _view(Zbuf, ws_off[last], rows, n_out)
@@ -232,14 +308,13 @@ def predict(X, batch_size, sizes, acts, params, w_off, b_off, ws_off, Zbuf, out)
     half the workspace, and the next GEMM reads what the activation pass just wrote, still in
     cache (the M network's forward at 4096 rows: 5 % faster than with a separate ``Abuf``).
     """
-    n_rows, n_in = X.shape
+    n_rows = _input_rows(X)
     last = acts.size - 1
     n_out = sizes[last + 1]
-    X_flat = X.reshape(X.size)
     out_flat = out.reshape(out.size)
     for start in range(0, n_rows, batch_size):
         rows = min(batch_size, n_rows - start)
-        Xb = _view(X_flat, start * n_in, rows, n_in)
+        Xb = _input_block(X, start, rows)
         forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Zbuf)
         activation(
             acts[last],

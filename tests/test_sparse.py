@@ -1,0 +1,243 @@
+"""Sparse (scipy.sparse) input: the same results as its dense form, without densifying it.
+
+The data have empty rows (the first, one inside, the last), columns out of order and duplicate
+entries (which their dense form sums), so that the gather, the row blocks and the validation's
+canonicalisation are all exercised. Dense and sparse first layers sum in different orders: the
+results agree to float32 rounding, not bit for bit.
+"""
+
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numba import njit
+from test_gradients import check_gradients
+
+import fastdnn as fd
+from fastdnn.kernels._options import CALLEE_OPTIONS
+from fastdnn.kernels.cpu import sparse
+from fastdnn.network import _EpochRunner
+
+N, N_IN, N_OUT = 23, 10, 3
+TOL = {"rtol": 1e-5, "atol": 1e-6}  # float32, two summation orders
+FORMATS = {
+    "csr_matrix": sp.csr_matrix,
+    "csr_array": sp.csr_array,
+    "csc_matrix": sp.csc_matrix,
+    "csc_array": sp.csc_array,
+    "coo_array": sp.coo_array,  # any other format: converted to CSR
+}
+
+
+def messy_csr(n=N, n_cols=N_IN, seed=0, dtype=np.float64):
+    """A CSR matrix with empty rows, unsorted column indices and duplicate entries."""
+    rng = np.random.default_rng(seed)
+    indptr, indices = [0], []
+    for i in range(n):
+        k = 0 if i in (0, 7, n - 1) else int(rng.integers(1, 6))
+        cols = rng.choice(n_cols, k, replace=False)  # in random order
+        if k >= 2 and i % 3 == 0:
+            cols = np.append(cols, cols[0])  # a duplicate: the dense form holds the sum
+        indices.extend(cols)
+        indptr.append(len(indices))
+    data = rng.normal(size=len(indices)).astype(dtype)
+    X = sp.csr_matrix((data, np.array(indices), np.array(indptr)), shape=(n, n_cols))
+    assert not X.has_canonical_format
+    return X
+
+
+def labels(n=N, seed=1):
+    return np.random.default_rng(seed).integers(0, N_OUT, n)
+
+
+def classifier(dtype="float32", hidden="relu"):
+    model = fd.Sequential(
+        [fd.Dense(N_IN, 8, hidden), fd.Dense(8, N_OUT, "softmax")], dtype=dtype, seed=0
+    )
+    model.compile("cross_entropy", fd.Adam(0.01), l2=1e-3)
+    # Non-zero biases, so that an empty row's output is not the trivial one.
+    model.set_weights([(W, np.linspace(-0.2, 0.2, b.size)) for W, b in model.get_weights()])
+    return model
+
+
+def assert_close_weights(a, b, tol=TOL):
+    for (Wa, ba), (Wb, bb) in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(Wa, Wb, **tol)
+        np.testing.assert_allclose(ba, bb, **tol)
+
+
+# ----------------------------------------------------------------------------- Sequential
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fit_matches_dense(fmt):
+    X, y = messy_csr(), labels()
+    X_val, y_val = messy_csr(9, seed=2), labels(9, seed=3)
+    dense, sparse_model = classifier(), classifier()
+    kwargs = {"epochs": 2, "batch_size": 5, "shuffle": True, "verbose": 0}
+    h_dense = dense.fit(X.toarray(), y, validation_data=(X_val.toarray(), y_val), **kwargs)
+    h_sparse = sparse_model.fit(
+        FORMATS[fmt](X), y, validation_data=(FORMATS[fmt](X_val), y_val), **kwargs
+    )
+    assert sparse_model._step[0] == dense._step[0] == 2 * 5
+    assert_close_weights(sparse_model, dense)
+    np.testing.assert_allclose(sparse_model._state, dense._state, **TOL)
+    for key, values in h_dense.history.items():
+        np.testing.assert_allclose(h_sparse.history[key], values, rtol=1e-5)
+
+
+def test_fit_with_sample_weights_and_mse_matches_dense():
+    X, rng = messy_csr(), np.random.default_rng(4)
+    y, weight = rng.normal(size=(N, 2)), rng.random(N) + 0.5
+
+    def regressor():
+        model = fd.Sequential(
+            [fd.Dense(N_IN, 6, "tanh"), fd.Dense(6, 5, "gelu"), fd.Dense(5, 2)], seed=1
+        )
+        model.compile("mse", fd.SGD(0.05, momentum=0.9), l1=1e-4)
+        return model
+
+    dense, sparse_model = regressor(), regressor()
+    dense.fit(X.toarray(), y, epochs=2, batch_size=8, sample_weight=weight, verbose=0)
+    sparse_model.fit(X, y, epochs=2, batch_size=8, sample_weight=weight, verbose=0)
+    assert_close_weights(sparse_model, dense)
+
+
+@pytest.mark.parametrize("fmt", ["csr_matrix", "csc_array"])
+def test_predict_evaluate_and_gradients_match_dense(fmt):
+    X, y = messy_csr(), labels()
+    weight = np.random.default_rng(5).random(N) + 0.1
+    Xs, Xd = FORMATS[fmt](X), X.toarray()
+    model = classifier()
+    # batches of 4: several row blocks, the last one partial
+    np.testing.assert_allclose(model.predict(Xs, batch_size=4), model.predict(Xd), **TOL)
+    got = model.evaluate(Xs, y, batch_size=4, sample_weight=weight)
+    expected = model.evaluate(Xd, y, batch_size=4, sample_weight=weight)
+    assert got["accuracy"] == expected["accuracy"]
+    assert got["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    loss, grads = model.loss_and_gradients(Xs, y)
+    loss_dense, grads_dense = model.loss_and_gradients(Xd, y)
+    assert loss == pytest.approx(loss_dense, rel=1e-6)
+    for (dW, db), (dW_dense, db_dense) in zip(grads, grads_dense):
+        np.testing.assert_allclose(dW, dW_dense, **TOL)
+        np.testing.assert_allclose(db, db_dense, **TOL)
+
+
+def test_finite_difference_gradients_with_sparse_input():
+    X, y = messy_csr(9, seed=6), labels(9)
+    model = classifier(dtype="float64", hidden="tanh")
+    check_gradients(model, X, y)
+    loss, grads = model.loss_and_gradients(X, y)
+    loss_dense, grads_dense = model.loss_and_gradients(X.toarray(), y)
+    assert loss == pytest.approx(loss_dense, rel=1e-13)
+    for (dW, db), (dW_dense, db_dense) in zip(grads, grads_dense):
+        np.testing.assert_allclose(dW, dW_dense, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(db, db_dense, rtol=1e-12, atol=1e-15)
+
+
+def test_validation_converts_once_and_leaves_the_callers_matrix_alone():
+    X = messy_csr()
+    indices, data = X.indices.copy(), X.data.copy()
+    model = classifier()
+    inputs = model._data(X, labels())[0]
+    assert isinstance(inputs, sparse.CSR) and inputs.shape == X.shape
+    assert inputs.indptr.dtype == inputs.indices.dtype == np.int64
+    assert inputs.data.dtype == np.float32
+    canonical = X.copy()
+    canonical.sum_duplicates()
+    np.testing.assert_array_equal(inputs.indices, canonical.indices)  # sorted, summed
+    np.testing.assert_array_equal(X.indices, indices)
+    np.testing.assert_array_equal(X.data, data)
+    # Arrays of the right types in canonical order are used as they are, not copied.
+    ready = sp.csr_array(
+        (canonical.data.astype(np.float32), canonical.indices.astype(np.int64),
+         canonical.indptr.astype(np.int64)), shape=X.shape,
+    )  # fmt: skip
+    if ready.indices.dtype == np.int64:  # scipy may choose int32 indices for small matrices
+        assert np.shares_memory(model._data(ready, labels())[0].data, ready.data)
+
+
+def test_sparse_targets_are_refused_even_for_an_autoencoder():
+    model = fd.Sequential([fd.Dense(N_IN, 4, "relu"), fd.Dense(4, N_IN)], seed=0)
+    model.compile("mse")
+    X = messy_csr()
+    with pytest.raises(TypeError, match=r"y is the sparse X.*toarray"):
+        model.fit(X, X, verbose=0)
+    with pytest.raises(TypeError, match="y must be a dense array"):
+        model.fit(X.toarray(), X, verbose=0)
+
+
+def test_batch_buffers_hold_the_largest_batch():
+    X, y = messy_csr(), labels()
+    model = classifier()
+    inputs, Y, weight = model._data(X, y)
+    runner = _EpochRunner(model, inputs, Y, weight, batch_size=4)
+    lengths = np.sort(np.diff(inputs.indptr))
+    assert runner.Xbuf.indptr.size == 5
+    assert runner.Xbuf.data.size == runner.Xbuf.indices.size == lengths[-4:].sum()
+
+
+# ----------------------------------------------------------------------------- kernels
+def _csr32(X):
+    X = X.copy()
+    X.sum_duplicates()
+    return sparse.CSR(
+        X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(np.float32),
+        X.shape[1],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("n_out", [1, 6, 8])  # units in groups of 4: partial, two, full
+def test_matmul_add_and_row_block_against_numpy(n_out):
+    X = messy_csr()
+    rng = np.random.default_rng(7)
+    W = rng.normal(size=(n_out, N_IN)).astype(np.float32)
+    Z = rng.normal(size=(5, n_out)).astype(np.float32)
+    block = sparse.row_block(_csr32(X), 5, 5)  # rows 5..9: indptr not starting at 0
+    expected = Z + X.toarray()[5:10].astype(np.float32) @ W.T
+    sparse.matmul_add(block, W, Z)
+    np.testing.assert_allclose(Z, expected, **TOL)
+
+
+def test_weight_grad_writes_every_entry_against_numpy():
+    X = _csr32(messy_csr())
+    D = np.random.default_rng(8).normal(size=(N, 6)).astype(np.float32)
+    D[::4] = 0  # rows of zero deltas are skipped
+    dW = np.full((6, N_IN), np.nan, np.float32)
+    sparse.weight_grad(X, D, dW)
+    dense = messy_csr().toarray().astype(np.float32)
+    np.testing.assert_allclose(dW, D.T @ dense, **TOL)
+
+
+def test_gather_and_densify_rows_against_numpy():
+    X, dense = _csr32(messy_csr()), messy_csr().toarray().astype(np.float32)
+    order = np.random.default_rng(9).permutation(N)
+    lengths = np.sort(np.diff(X.indptr))
+    capacity = lengths[-6:].sum()
+    buf = sparse.CSR(np.empty(7, np.int64), np.empty(capacity, np.int64),
+                     np.empty(capacity, np.float32), N_IN)  # fmt: skip
+    for start in (0, 18):  # a full batch and the partial last one
+        rows = min(6, N - start)
+        batch = sparse.gather_rows(X, order, start, rows, buf)
+        assert batch.indptr[0] == 0 and batch.indptr.size == rows + 1
+        batch_dense = np.full((rows, N_IN), np.nan, np.float32)
+        sparse.densify_rows(batch, np.arange(rows), 0, rows, batch_dense)
+        np.testing.assert_array_equal(batch_dense, dense[order[start : start + rows]])
+
+
+def test_float32_kernels_compute_in_float32():
+    # A float64 constant or argument would promote the loops (NUMBA_NOTES.md): look for double
+    # arithmetic in the LLVM IR of fresh, uncached float32 instances.
+    X = _csr32(messy_csr())
+    W = np.ones((4, N_IN), np.float32)
+    D = np.ones((N, 4), np.float32)
+    calls = [
+        (sparse.matmul_add, (X, W, np.zeros((N, 4), np.float32))),
+        (sparse.weight_grad, (X, D, np.zeros((4, N_IN), np.float32))),
+        (sparse.densify_rows, (X, np.arange(N), 0, N, np.zeros((N, N_IN), np.float32))),
+    ]
+    for kernel, args in calls:
+        fresh = njit(**CALLEE_OPTIONS)(kernel.py_func)
+        fresh(*args)
+        llvm = "\n".join(fresh.inspect_llvm().values())
+        promoted = re.findall(r"\b(?:fadd|fmul|fsub|fpext)\b[^\n]*double[^\n]*", llvm)
+        assert not promoted, (kernel.__name__, promoted[:3])
