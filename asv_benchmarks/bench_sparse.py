@@ -52,25 +52,20 @@ def fastdnn_model(n_cols):
     return model
 
 
-class _Sklearn:
-    """One ``partial_fit`` (an epoch of Adam over shuffled batches) per :meth:`fit` call."""
-
-    def __init__(self):
-        self.model = MLPClassifier(
-            hidden_layer_sizes=(HIDDEN,), solver="adam", batch_size=BATCH,
-            learning_rate_init=1e-3, random_state=0,
-        )  # fmt: skip
-
-    def fit(self, X, y, **_):
-        self.model.partial_fit(X, y, classes=np.arange(N_CLASSES))
-
-
 def _learner(library, n_cols):
-    return fastdnn_model(n_cols) if library == "fastdnn" else _Sklearn()
+    if library == "fastdnn":
+        return fastdnn_model(n_cols)
+    return MLPClassifier(
+        hidden_layer_sizes=(HIDDEN,), solver="adam", batch_size=BATCH, learning_rate_init=1e-3,
+        random_state=0,
+    )  # fmt: skip
 
 
 def _epoch(learner, X, y):
-    learner.fit(X, y, epochs=1, batch_size=BATCH, verbose=0)
+    if isinstance(learner, MLPClassifier):  # one partial_fit: an epoch over shuffled batches
+        learner.partial_fit(X, y, classes=np.arange(N_CLASSES))
+    else:
+        learner.fit(X, y, epochs=1, batch_size=BATCH, verbose=0)
 
 
 class SparseKernels:
