@@ -34,7 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, shuffle
+from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
@@ -155,9 +155,11 @@ class _SklearnEpochs(Callback):
 
 
 class _SklearnShuffle:
-    """scikit-learn's epoch orders: each epoch shuffles the previous epoch's order with
-    ``sklearn.utils.shuffle`` and the estimator's ``random_state``, starting from
-    ``arange(n)`` at every ``fit``/``partial_fit`` call."""
+    """scikit-learn's epoch orders: each epoch shuffles the previous epoch's order as
+    ``sklearn.utils.shuffle(order, random_state=random_state)`` does (``random_state.shuffle``
+    of an ``arange``, which then indexes the order), starting from ``arange(n)`` at every
+    ``fit``/``partial_fit`` call. Done here directly: ``sklearn.utils.shuffle`` validates its
+    arguments at each call, a quarter of a digits fit."""
 
     def __init__(self, random_state):
         self.random_state = random_state
@@ -166,7 +168,9 @@ class _SklearnShuffle:
     def __call__(self, n_rows):
         if self.order is None or self.order.size != n_rows:
             self.order = np.arange(n_rows)
-        self.order = shuffle(self.order, random_state=self.random_state)
+        indices = np.arange(n_rows)
+        self.random_state.shuffle(indices)
+        self.order = self.order[indices]
         return self.order
 
 
