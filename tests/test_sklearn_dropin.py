@@ -338,3 +338,18 @@ def test_label_binarizer_encoding_is_scikit_learns(digits):
     clf = _quiet(MLPClassifier(hidden_layer_sizes=(3,), max_iter=1), X, y)
     assert isinstance(clf._label_binarizer, LabelBinarizer)
     np.testing.assert_array_equal(clf.classes_, [0, 1, 2])
+
+
+def test_lbfgs_and_poisson_on_the_cuda_device_match_the_cpu():
+    # L-BFGS evaluates the loss and gradient through the device engine (the CUDA simulator
+    # without a GPU: tiny shapes).
+    pytest.importorskip("numba_cuda")
+    X, y = _counts()
+    X, y = X[:12], y[:12]
+    params = dict(hidden_layer_sizes=(3,), solver="lbfgs", max_iter=2, loss="poisson",
+                  random_state=0)  # fmt: skip
+    cpu = _quiet(MLPRegressor(**params), X, y)
+    gpu = _quiet(MLPRegressor(**params, device="cuda"), X, y)
+    assert gpu.model_.device == "cuda" and gpu.n_iter_ == cpu.n_iter_
+    assert gpu.loss_ == pytest.approx(cpu.loss_, rel=1e-10)
+    np.testing.assert_allclose(gpu.predict(X), cpu.predict(X), rtol=1e-10)
