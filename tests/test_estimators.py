@@ -10,18 +10,22 @@ from sklearn.datasets import load_digits, make_regression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import (
+    check_sample_weight_equivalence_on_dense_data,
+    check_sample_weight_equivalence_on_sparse_data,
+    parametrize_with_checks,
+)
 
 import fastdnn as fd
 from fastdnn.estimators import AutoencoderTransformer, MLPClassifier, MLPRegressor
 
 # Checks that cannot hold for a mini-batch stochastic trainer, with the reason. scikit-learn
 # runs its own MLP's sample-weight check with solver="lbfgs" (deterministic, full batch), where
-# weights must equal repetition exactly: so do the lbfgs instances below.
+# weights must equal repetition exactly: so does test_lbfgs_sample_weight_equals_repetition.
 MINI_BATCH_FAILURES = {
     check: (
         "mini-batches differ when rows are repeated instead of weighted, so the stochastic "
-        "trajectory differs (the lbfgs instances pass this check)"
+        "trajectory differs (the lbfgs solver passes this check)"
     )
     for check in (
         "check_sample_weight_equivalence_on_dense_data",
@@ -30,28 +34,30 @@ MINI_BATCH_FAILURES = {
 }
 
 
-def _expected_failed(estimator):
-    if getattr(estimator, "solver", None) == "lbfgs":
-        return {}
-    return MINI_BATCH_FAILURES
-
-
 @parametrize_with_checks(
     [
         MLPClassifier(
             hidden_layer_sizes=(16,), max_iter=300, learning_rate_init=0.01, random_state=0
         ),
-        MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0),
         MLPRegressor(
             hidden_layer_sizes=(16,), max_iter=200, random_state=0, learning_rate_init=0.01
         ),
-        MLPRegressor(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0),
         AutoencoderTransformer(hidden_layer_sizes=(8, 2), max_iter=50, random_state=0),
     ],
-    expected_failed_checks=_expected_failed,
+    expected_failed_checks=lambda estimator: MINI_BATCH_FAILURES,
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize(
+    "check",
+    [check_sample_weight_equivalence_on_dense_data, check_sample_weight_equivalence_on_sparse_data],
+)
+def test_lbfgs_sample_weight_equals_repetition(estimator, check):
+    # scikit-learn's own checks, with the configuration scikit-learn uses for its MLP.
+    check(estimator.__name__, estimator(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0))
 
 
 @pytest.fixture(scope="module")
