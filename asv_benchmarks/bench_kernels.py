@@ -29,20 +29,22 @@ class Dense:
         self.m = model
         self.ws_off, self.Z, self.A, self.D = model._workspace(batch, ("Z", "A", "D"))
         self.grads = np.zeros_like(model._params)
+        self.T = np.empty(0, np.float32)  # the sparse first layer's scratch: unused, dense X
         self.time_forward(shape)
         self.time_forward_backward(shape)
 
     def time_forward(self, shape):
         m = self.m
         net.forward(
-            self.X, m._sizes, m._acts, m._params, m._w_off, m._b_off, self.ws_off, self.Z, self.A
-        )
+            self.X, m._sizes, m._acts, m._params, m._w_off, m._b_off, self.ws_off, self.Z, self.A,
+            self.T,
+        )  # fmt: skip
 
     def time_forward_backward(self, shape):
         m = self.m
         net.forward_backward(
             self.X, self.Y, self.w, m._sizes, m._acts, 1, m.dtype.type(1.0), m._params, self.grads,
-            m._w_off, m._b_off, self.ws_off, self.Z, self.A, self.D,
+            m._w_off, m._b_off, self.ws_off, self.Z, self.A, self.D, self.T,
         )  # fmt: skip
 
 

@@ -90,6 +90,9 @@ class SparseKernels:
         self.Z = np.zeros((BATCH, HIDDEN), np.float32)
         self.D = np.maximum(rng.standard_normal((BATCH, HIDDEN), dtype=np.float32), 0)
         self.dW = np.empty_like(self.W)
+        # A batch of 200 rows holds far fewer values than the layer has inputs: no scratch for
+        # the transposed kernels, as in training (sparse.FORWARD_FILL).
+        self.T = np.empty(0, np.float32)
         self.grads = np.zeros_like(model._params)
         self.hyper = model.optimizer.hyperparameters(np.float32)
         for name in ("gather", "forward", "weight_grad", "adam_step"):  # compile
@@ -99,10 +102,10 @@ class SparseKernels:
         sparse.gather_rows(self.X, self.order, 0, BATCH, self.buf)
 
     def time_forward(self):
-        sparse.matmul_add(self.batch, self.W, self.Z)
+        sparse.matmul_add(self.batch, self.W, self.Z, self.T)
 
     def time_weight_grad(self):
-        sparse.weight_grad(self.batch, self.D, self.dW)
+        sparse.weight_grad(self.batch, self.D, self.dW, self.T)
 
     def time_adam_step(self):
         m, zero = self.model, np.float32(0)

@@ -108,6 +108,7 @@ class DistributedEpochRunner(_EpochRunner):
                 loss, correct = _net.forward_backward(
                     Xb, Yb, Wb, m._sizes, m._acts, LOSSES[m.loss], self.loss_weight, m._params,
                     self.grads, m._w_off, m._b_off, self.ws_off, self.Zbuf, self.Abuf, self.Dbuf,
+                    self.Tbuf,
                 )  # fmt: skip
                 batch_weight = float(Wb.sum()) * self.width
                 # forward_backward divided by this rank's weight: undo it for the global mean.

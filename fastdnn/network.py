@@ -30,7 +30,7 @@ from .errors import NotCompiledError, TrainingDivergedError
 from .kernels.cpu import losses as _loss_kernels
 from .kernels.cpu import network as _net
 from .kernels.cpu import optimizers as _opt_kernels
-from .kernels.cpu.sparse import CSR
+from .kernels.cpu.sparse import CSR, FORWARD_FILL
 from .layers import RELU_FAMILY, Dense
 from .optimizers import OPTIMIZERS, Adam, get_optimizer
 
@@ -202,6 +202,17 @@ class Sequential:
             for name in names
         ]
         return (self._workspace_offsets(rows), *buffers)
+
+    def _first_layer_scratch(self, X, batch_nnz, scratch=None):
+        """The first layer's scratch ``Tbuf`` (see ``kernels/cpu/network.py``): the size of its
+        ``W`` when ``X`` is sparse and a batch of up to ``batch_nnz`` stored values may take
+        the transposed sparse kernels (``sparse.FORWARD_FILL``), else empty."""
+        size = 0
+        if isinstance(X, CSR) and batch_nnz >= FORWARD_FILL * X.n_cols:
+            size = int(self._sizes[0]) * int(self._sizes[1])
+        if scratch is None:
+            return np.empty(size, self.dtype)
+        return scratch.get("first layer", size, self.dtype)
 
     def _take_scratch(self):
         """The model's :class:`_Scratch`, held by one caller at a time: a concurrent caller
@@ -582,9 +593,10 @@ class Sequential:
                 return self._inference_engine(scratch).predict(X, batch_size)
             out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
             ws_off, Zbuf = self._workspace(min(batch_size, X.shape[0]), ["Z"], scratch)
+            Tbuf = self._first_layer_scratch(X, _block_nnz(X, batch_size), scratch)
             _net.predict(
                 X, batch_size, self._sizes, self._acts, self._params, self._w_off, self._b_off,
-                ws_off, Zbuf, out,
+                ws_off, Zbuf, out, Tbuf,
             )  # fmt: skip
         return out
 
@@ -593,9 +605,10 @@ class Sequential:
         if self.device == "cuda":
             return self._inference_engine(scratch).evaluate((X, Y, weight), batch_size)
         ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), ["Z", "A"], scratch)
+        Tbuf = self._first_layer_scratch(X, _block_nnz(X, batch_size), scratch)
         return _net.evaluate(
             X, Y, weight, batch_size, self._sizes, self._acts, LOSSES[self.loss], self._params,
-            self._w_off, self._b_off, ws_off, Zbuf, Abuf,
+            self._w_off, self._b_off, ws_off, Zbuf, Abuf, Tbuf,
         )  # fmt: skip
 
     def evaluate(self, X, y, batch_size=4096, sample_weight=None):
@@ -644,10 +657,11 @@ class Sequential:
             else:
                 names = ("gradient Z", "gradient A", "gradient D")
                 ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], names, scratch)
+                Tbuf = self._first_layer_scratch(X, _block_nnz(X, X.shape[0]), scratch)
                 loss_sum, _ = _net.forward_backward(
                     X, Y, weight, self._sizes, self._acts, LOSSES[self.loss],
                     self.dtype.type(self.loss_weight), self._params, grads, self._w_off,
-                    self._b_off, ws_off, Zbuf, Abuf, Dbuf,
+                    self._b_off, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
                 )  # fmt: skip
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         _opt_kernels.add_penalty_gradient(self._params, grads, self._n_weights, l1, l2)
@@ -783,6 +797,16 @@ class Sequential:
         return to_onnx(self, path, opset)
 
 
+def _block_nnz(X, batch_size):
+    """The most stored values in a block of ``batch_size`` consecutive rows of ``X`` (0 for a
+    dense ``X``), as ``evaluate`` and ``predict`` visit it."""
+    if not isinstance(X, CSR) or X.shape[0] == 0:
+        return 0
+    starts = np.arange(0, X.shape[0], batch_size)
+    ends = np.minimum(starts + batch_size, X.shape[0])
+    return int((X.indptr[ends] - X.indptr[starts]).max())
+
+
 class _Scratch:
     """Named work buffers of one model, kept between calls.
 
@@ -838,6 +862,7 @@ class _EpochRunner:
         names = ("train Z", "train A", "train D")
         self.ws_off, self.Zbuf, self.Abuf, self.Dbuf = model._workspace(rows, names, scratch)
         dtype = model.dtype
+        capacity = 0
         if isinstance(X, CSR):
             # Room for the batch of the ``rows`` longest rows: no batch of any order holds more.
             lengths = np.diff(X.indptr)
@@ -853,6 +878,7 @@ class _EpochRunner:
             self.Xbuf = scratch.get("train X", rows * X.shape[1], dtype)
         self.Ybuf = scratch.get("train Y", rows * Y.shape[1], dtype)
         self.Wbuf = scratch.get("train weight", rows, dtype)
+        self.Tbuf = model._first_layer_scratch(X, capacity, scratch)
         # every batch overwrites every gradient entry before the update reads it
         self.grads = scratch.get("gradient", model._params.size, dtype)
         self.l1, self.l2 = model.dtype.type(model.l1), model.dtype.type(model.l2)
@@ -874,7 +900,7 @@ class _EpochRunner:
             LOSSES[m.loss], self.loss_weight, m._params, self.grads, m._w_off, m._b_off,
             self.ws_off,
             m._n_weights, m.optimizer.code, hyper, m._state, m._step, self.l1, self.l2,
-            self.Xbuf, self.Ybuf, self.Wbuf, self.Zbuf, self.Abuf, self.Dbuf,
+            self.Xbuf, self.Ybuf, self.Wbuf, self.Zbuf, self.Abuf, self.Dbuf, self.Tbuf,
         )  # fmt: skip
 
     def snapshot(self):

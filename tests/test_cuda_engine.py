@@ -133,7 +133,7 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
         ws_off, Zbuf, Abuf = model._workspace(4, ("Z", "A"))
         loss_cpu, correct_cpu = cpu_net.evaluate(
             X, Y, weight, 4, model._sizes, model._acts, LOSSES[loss], model._params,
-            model._w_off, model._b_off, ws_off, Zbuf, Abuf,
+            model._w_off, model._b_off, ws_off, Zbuf, Abuf, np.empty(0, model.dtype),
         )  # fmt: skip
         np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
         assert correct_gpu == correct_cpu
@@ -146,6 +146,7 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     loss_cpu, correct_cpu = cpu_net.forward_backward(
         X, Y, weight, model._sizes, model._acts, LOSSES[loss], model.dtype.type(1.0),
         model._params, grads_cpu, model._w_off, model._b_off, ws_off, Zbuf, Abuf, Dbuf,
+        np.empty(0, model.dtype),
     )  # fmt: skip
     np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
     assert correct_gpu == correct_cpu

@@ -122,6 +122,39 @@ def test_predict_evaluate_and_gradients_match_dense(fmt):
         np.testing.assert_allclose(db, db_dense, **TOL)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_both_first_layer_paths_match_dense(dtype):
+    # Batches of all 23 rows hold more than GRADIENT_FILL stored values per column, so the
+    # network takes the transposed kernels (training, evaluation, prediction, the full-batch
+    # gradient); batches of 3 rows hold fewer than FORWARD_FILL: the by-unit kernels.
+    X, y = messy_csr(), labels()
+    canonical = _csr(X)
+    lengths = np.sort(np.diff(canonical.indptr))
+    assert canonical.indptr[-1] >= sparse.GRADIENT_FILL * N_IN
+    assert lengths[-3:].sum() < sparse.FORWARD_FILL * N_IN
+    for batch_size in (3, N):
+        dense, sparse_model = classifier(dtype), classifier(dtype)
+        kwargs = {"epochs": 2, "batch_size": batch_size, "shuffle": True, "verbose": 0}
+        dense.fit(X.toarray(), y, **kwargs)
+        sparse_model.fit(X, y, **kwargs)
+        assert_close_weights(sparse_model, dense)
+        got = sparse_model.predict(X, batch_size=batch_size)
+        np.testing.assert_allclose(got, dense.predict(X.toarray()), **TOL)
+        assert got.dtype == dtype
+        # The transposed forward leaves W.T in the model's scratch.
+        T = sparse_model._scratch._arrays["first layer"]
+        W = sparse_model.get_weights()[0][0]
+        assert np.array_equal(T[: W.size], W.T.ravel()) == (batch_size == N)
+        got = sparse_model.evaluate(X, y, batch_size=batch_size)
+        assert got["loss"] == pytest.approx(dense.evaluate(X.toarray(), y)["loss"], rel=1e-5)
+        loss, grads = sparse_model.loss_and_gradients(X, y)
+        loss_dense, grads_dense = dense.loss_and_gradients(X.toarray(), y)
+        assert loss == pytest.approx(loss_dense, rel=1e-6)
+        for (dW, db), (dW_dense, db_dense) in zip(grads, grads_dense):
+            np.testing.assert_allclose(dW, dW_dense, **TOL)
+            np.testing.assert_allclose(db, db_dense, **TOL)
+
+
 def test_finite_difference_gradients_with_sparse_input():
     X, y = messy_csr(9, seed=6), labels(9)
     model = classifier(dtype="float64", hidden="tanh")
@@ -174,42 +207,107 @@ def test_batch_buffers_hold_the_largest_batch():
     lengths = np.sort(np.diff(inputs.indptr))
     assert runner.Xbuf.indptr.size == 5
     assert runner.Xbuf.data.size == runner.Xbuf.indices.size == lengths[-4:].sum()
+    # No batch of 4 rows holds FORWARD_FILL values per column: no scratch for the transposed
+    # kernels. A batch of all rows does: the first layer's size.
+    assert lengths[-4:].sum() < sparse.FORWARD_FILL * N_IN and runner.Tbuf.size == 0
+    assert _EpochRunner(model, inputs, Y, weight, batch_size=N).Tbuf.size == N_IN * 8
+    dense = _EpochRunner(model, X.toarray().astype(np.float32), Y, weight, batch_size=N)
+    assert dense.Tbuf.size == 0
 
 
 # ----------------------------------------------------------------------------- kernels
-def _csr32(X):
+def _csr(X, dtype=np.float32):
     X = X.copy()
     X.sum_duplicates()
     return sparse.CSR(
-        X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(np.float32),
-        X.shape[1],
-    )  # fmt: skip
+        X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(dtype), X.shape[1]
+    )
 
 
-@pytest.mark.parametrize("n_out", [1, 6, 8])  # units in groups of 4: partial, two, full
-def test_matmul_add_and_row_block_against_numpy(n_out):
+# The two ways of each product, and each product as the networks call it (choosing one by the
+# batch's stored values per column; with an empty scratch, always by unit).
+MATMUL_ADD = {
+    "by unit": lambda X, W, Z, T: sparse.matmul_add_by_unit(X, W, Z),
+    "transposed": sparse.matmul_add_transposed,
+    "chosen": sparse.matmul_add,
+    "chosen, no scratch": lambda X, W, Z, T: sparse.matmul_add(X, W, Z, T[:0]),
+}
+WEIGHT_GRAD = {
+    "by unit": lambda X, D, dW, T: sparse.weight_grad_by_unit(X, D, dW),
+    "transposed": sparse.weight_grad_transposed,
+    "chosen": sparse.weight_grad,
+    "chosen, no scratch": lambda X, D, dW, T: sparse.weight_grad(X, D, dW, T[:0]),
+}
+
+
+# n_out: units in groups of 4 (by unit) and tiles of 8 (the transposes): partial, two, full, and
+# a full tile with a partial one; the 10 columns are one full tile and a partial one.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_out", [1, 6, 8, 13])
+@pytest.mark.parametrize("path", MATMUL_ADD)
+def test_matmul_add_and_row_block_against_numpy(path, n_out, dtype):
     X = messy_csr()
     rng = np.random.default_rng(7)
-    W = rng.normal(size=(n_out, N_IN)).astype(np.float32)
-    Z = rng.normal(size=(5, n_out)).astype(np.float32)
-    block = sparse.row_block(_csr32(X), 5, 5)  # rows 5..9: indptr not starting at 0
-    expected = Z + X.toarray()[5:10].astype(np.float32) @ W.T
-    sparse.matmul_add(block, W, Z)
-    np.testing.assert_allclose(Z, expected, **TOL)
+    W = rng.normal(size=(n_out, N_IN)).astype(dtype)
+    T = np.full(W.size + 3, np.nan, dtype)  # any scratch of at least W.size elements
+    for start, rows in ((5, 5), (0, N), (6, 2)):  # indptr not from 0; all rows; empty row 7
+        Z = rng.normal(size=(rows, n_out)).astype(dtype)
+        block = sparse.row_block(_csr(X, dtype), start, rows)
+        dense = X.toarray()[start : start + rows].astype(dtype)
+        expected = Z + dense @ W.T
+        MATMUL_ADD[path](block, W, Z, T)
+        np.testing.assert_allclose(Z, expected, **TOL)
+        assert Z.dtype == dtype
 
 
-def test_weight_grad_writes_every_entry_against_numpy():
-    X = _csr32(messy_csr())
-    D = np.random.default_rng(8).normal(size=(N, 6)).astype(np.float32)
-    D[::4] = 0  # rows of zero deltas are skipped
-    dW = np.full((6, N_IN), np.nan, np.float32)
-    sparse.weight_grad(X, D, dW)
-    dense = messy_csr().toarray().astype(np.float32)
-    np.testing.assert_allclose(dW, D.T @ dense, **TOL)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_out", [1, 6, 13])
+@pytest.mark.parametrize("path", WEIGHT_GRAD)
+def test_weight_grad_writes_every_entry_against_numpy(path, n_out, dtype):
+    X = messy_csr()
+    D = np.random.default_rng(8).normal(size=(N, n_out)).astype(dtype)
+    D[::4] = 0  # rows of zero deltas (the by-unit kernel skips them)
+    T = np.full(n_out * N_IN, np.nan, dtype)
+    for start, rows in ((5, 5), (0, N), (6, 2)):
+        block = sparse.row_block(_csr(X, dtype), start, rows)
+        dW = np.full((n_out, N_IN), np.nan, dtype)
+        WEIGHT_GRAD[path](block, D[start : start + rows], dW, T)
+        dense = X.toarray()[start : start + rows].astype(dtype)
+        np.testing.assert_allclose(dW, D[start : start + rows].T @ dense, **TOL)
+
+
+def test_products_choose_the_transposed_path_by_stored_values_per_column():
+    # The transposed kernels leave W.T (forward) or dW.T (gradient) in the scratch; the by-unit
+    # ones do not touch it. All 23 rows hold more than GRADIENT_FILL values per column, the
+    # five rows 5..9 fewer than FORWARD_FILL.
+    X = _csr(messy_csr())
+    W = np.random.default_rng(10).normal(size=(6, N_IN)).astype(np.float32)
+    D = np.random.default_rng(11).normal(size=(N, 6)).astype(np.float32)
+    few = sparse.row_block(X, 5, 5)
+    assert X.indptr[-1] >= sparse.GRADIENT_FILL * N_IN >= sparse.FORWARD_FILL * N_IN
+    assert few.indptr[-1] - few.indptr[0] < sparse.FORWARD_FILL * N_IN
+    for batch, transposed in ((X, True), (few, False)):
+        rows = batch.indptr.size - 1
+        T = np.full(W.size, np.nan, np.float32)
+        sparse.matmul_add(batch, W, np.zeros((rows, 6), np.float32), T)
+        assert np.array_equal(T, W.T.ravel()) == transposed and np.isnan(T).all() != transposed
+        T[:] = np.nan
+        dW = np.empty_like(W)
+        sparse.weight_grad(batch, D[:rows], dW, T)
+        assert np.array_equal(T, dW.T.ravel()) == transposed and np.isnan(T).all() != transposed
+    assert sparse.transposes(X, W, T, 1) and not sparse.transposes(X, W, T[:-1], 1)
+
+
+@pytest.mark.parametrize("n", [7, 8, 13])
+def test_transpose_against_numpy(n):
+    A = np.arange(n * 21, dtype=np.float64).reshape(n, 21)  # full and partial 8x8 tiles
+    out = np.full((21, n), np.nan)
+    sparse.transpose(A, out)
+    np.testing.assert_array_equal(out, A.T)
 
 
 def test_gather_and_densify_rows_against_numpy():
-    X, dense = _csr32(messy_csr()), messy_csr().toarray().astype(np.float32)
+    X, dense = _csr(messy_csr()), messy_csr().toarray().astype(np.float32)
     order = np.random.default_rng(9).permutation(N)
     lengths = np.sort(np.diff(X.indptr))
     capacity = lengths[-6:].sum()
@@ -227,12 +325,15 @@ def test_gather_and_densify_rows_against_numpy():
 def test_float32_kernels_compute_in_float32():
     # A float64 constant or argument would promote the loops (NUMBA_NOTES.md): look for double
     # arithmetic in the LLVM IR of fresh, uncached float32 instances.
-    X = _csr32(messy_csr())
+    X = _csr(messy_csr())
     W = np.ones((4, N_IN), np.float32)
     D = np.ones((N, 4), np.float32)
+    T = np.zeros(W.size, np.float32)
     calls = [
-        (sparse.matmul_add, (X, W, np.zeros((N, 4), np.float32))),
-        (sparse.weight_grad, (X, D, np.zeros((4, N_IN), np.float32))),
+        (sparse.matmul_add_by_unit, (X, W, np.zeros((N, 4), np.float32))),
+        (sparse.weight_grad_by_unit, (X, D, np.zeros((4, N_IN), np.float32))),
+        (sparse.matmul_add_transposed, (X, W, np.zeros((N, 4), np.float32), T)),
+        (sparse.weight_grad_transposed, (X, D, np.zeros((4, N_IN), np.float32), T)),
         (sparse.densify_rows, (X, np.arange(N), 0, N, np.zeros((N, N_IN), np.float32))),
     ]
     for kernel, args in calls:

@@ -10,6 +10,10 @@ A network is described by small integer arrays (the "layer table"):
   ``Zbuf`` (pre-activations), ``Abuf`` (activations) and ``Dbuf`` (deltas), sized for the
   largest batch.
 
+``Tbuf`` is the first layer's scratch for a CSR input: the size of its ``W`` when some batch
+holds enough stored values for the transposed sparse kernels (see ``sparse.FORWARD_FILL``),
+else empty (and unused for a dense input).
+
 The input ``X`` is a dense C-contiguous (rows, in) array or a :class:`sparse.CSR` matrix. The
 drivers are written once for both: the few steps that touch the input (its row count, a block
 or gathered batch of its rows, the first layer's two products) go through the ``_input_*``
@@ -97,12 +101,12 @@ def _csr_targets(X, Xb, Y, order, start, rows, Ybuf):
 
 
 @njit(**CALLEE_OPTIONS)
-def _dense_matmul_add(X, W, Z):
+def _dense_matmul_add(X, W, Z, T):
     gemm_add(X, W.T, Z)
 
 
 @njit(**CALLEE_OPTIONS)
-def _dense_weight_grad(X, D, dW):
+def _dense_weight_grad(X, D, dW, T):
     gemm(D.T, X, dW)
 
 
@@ -125,7 +129,7 @@ def column_sum(D, out):
 
 
 @njit(**JIT_OPTIONS)
-def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
+def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf, Tbuf):
     """Run every layer on the batch ``X``; the last layer stops at its pre-activation ``Z``.
 
     Each layer fills ``Z`` with its bias, adds ``X @ W.T`` by one BLAS GEMM (a CSR input: by
@@ -142,7 +146,7 @@ def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
         Z = _view(Zbuf, ws_off[layer], rows, n_out)
         bias_fill(b, Z)
         if layer == 0:
-            _input_matmul_add(X, W, Z)
+            _input_matmul_add(X, W, Z, Tbuf)
         else:
             gemm_add(_view(Abuf, ws_off[layer - 1], rows, n_in), W.T, Z)
         if layer < n_layers - 1:
@@ -150,7 +154,7 @@ def forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf):
 
 
 @njit(**JIT_OPTIONS)
-def backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf):
+def backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf, Tbuf):
     """Back-propagate the output delta (already in ``Dbuf``) and write every dW and db.
 
     Per layer: ``dW = D.T @ A_prev`` and ``D_prev = (D @ W) * f'(Z_prev)`` by BLAS GEMMs on
@@ -164,7 +168,7 @@ def backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Db
         D = _view(Dbuf, ws_off[layer], rows, n_out)
         dW = _view(grads, w_off[layer], n_out, n_in)
         if layer == 0:
-            _input_weight_grad(X, D, dW)
+            _input_weight_grad(X, D, dW, Tbuf)
         else:
             gemm(D.T, _view(Abuf, ws_off[layer - 1], rows, n_in), dW)
         column_sum(D, grads[b_off[layer] : b_off[layer] + n_out])
@@ -183,7 +187,7 @@ def backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Db
 @njit(**JIT_OPTIONS)
 def forward_backward(
     X, Y, row_weight, sizes, acts, loss_code, loss_weight, params, grads, w_off, b_off, ws_off,
-    Zbuf, Abuf, Dbuf,
+    Zbuf, Abuf, Dbuf, Tbuf,
 ):  # fmt: skip
     """Gradients of ``loss_weight`` times the weighted mean loss over the batch ``(X, Y)`` into
     ``grads``.
@@ -197,7 +201,7 @@ def forward_backward(
     rows = _input_rows(X)
     last = acts.size - 1
     n_out = sizes[last + 1]
-    forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf)
+    forward(X, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf, Tbuf)
     Z = _view(Zbuf, ws_off[last], rows, n_out)
     A = _view(Abuf, ws_off[last], rows, n_out)
     D = _view(Dbuf, ws_off[last], rows, n_out)
@@ -210,7 +214,7 @@ def forward_backward(
     # batch in float64 and rounded once to the parameters' dtype.
     scale = params.dtype.type(loss_weight / weight_sum if weight_sum > 0 else 0.0)
     output_delta(loss_code, acts[last], Z, A, Y, row_weight, scale, D)
-    backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf)
+    backward(X, sizes, acts, params, grads, w_off, b_off, ws_off, Zbuf, Abuf, Dbuf, Tbuf)
     return loss, correct
 
 
@@ -233,7 +237,7 @@ def gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf):
 def train_epoch(
     X, Y, sample_weight, order, batch_size, sizes, acts, loss_code, loss_weight, params, grads,
     w_off, b_off, ws_off, n_weights, opt_code, hyper, state, step, l1, l2, Xbuf, Ybuf, Wbuf, Zbuf,
-    Abuf, Dbuf,
+    Abuf, Dbuf, Tbuf,
 ):  # fmt: skip
     """One epoch of mini-batch training in a single compiled call.
 
@@ -260,7 +264,7 @@ def train_epoch(
         Xb, Yb, Wb = gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf)
         loss, correct = forward_backward(
             Xb, Yb, Wb, sizes, acts, loss_code, loss_weight, params, grads, w_off, b_off, ws_off,
-            Zbuf, Abuf, Dbuf,
+            Zbuf, Abuf, Dbuf, Tbuf,
         )  # fmt: skip
         if not np.isfinite(loss):
             bad_batch = batch_index
@@ -277,7 +281,7 @@ def train_epoch(
 @njit(**JIT_OPTIONS)
 def evaluate(
     X, Y, sample_weight, batch_size, sizes, acts, loss_code, params, w_off, b_off, ws_off, Zbuf,
-    Abuf,
+    Abuf, Tbuf,
 ):  # fmt: skip
     """Weighted summed loss and correct predictions over ``(X, Y)``, ``batch_size`` rows at a
     time."""
@@ -291,7 +295,7 @@ def evaluate(
         rows = min(batch_size, n_rows - start)
         Xb = _input_block(X, start, rows)
         Yb = _view(Y_flat, start * n_out, rows, n_out)
-        forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf)
+        forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Abuf, Tbuf)
         Z = _view(Zbuf, ws_off[last], rows, n_out)
         A = _view(Abuf, ws_off[last], rows, n_out)
         Wb = sample_weight[start : start + rows]
@@ -301,7 +305,7 @@ def evaluate(
 
 
 @njit(**JIT_OPTIONS)
-def predict(X, batch_size, sizes, acts, params, w_off, b_off, ws_off, Zbuf, out):
+def predict(X, batch_size, sizes, acts, params, w_off, b_off, ws_off, Zbuf, out, Tbuf):
     """Output-layer activations for every row of ``X`` into ``out``, ``batch_size`` at a time.
 
     Each hidden activation overwrites its pre-activation in ``Zbuf`` (nothing goes backward):
@@ -315,7 +319,7 @@ def predict(X, batch_size, sizes, acts, params, w_off, b_off, ws_off, Zbuf, out)
     for start in range(0, n_rows, batch_size):
         rows = min(batch_size, n_rows - start)
         Xb = _input_block(X, start, rows)
-        forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Zbuf)
+        forward(Xb, sizes, acts, params, w_off, b_off, ws_off, Zbuf, Zbuf, Tbuf)
         activation(
             acts[last],
             _view(Zbuf, ws_off[last], rows, n_out),
