@@ -2,8 +2,9 @@
 
 Every layout the network kernels pass (C-contiguous, transposed views, and strided views copied
 first), both dtypes, degenerate shapes, and products on both sides of ``SMALL_GEMM`` (which
-take different BLAS symbols). With MKL installed the same checks run again in a process bound
-to MKL (``FASTDNN_BLAS=mkl``); SciPy's BLAS is always checked.
+take different BLAS symbols), and small outputs over a long inner dimension (``SKINNY_OUTPUT``,
+``SKINNY_DEPTH``: summed by fastdnn's own loop). With MKL installed the same checks run again in
+a process bound to MKL (``FASTDNN_BLAS=mkl``); SciPy's BLAS is always checked.
 """
 
 import os
@@ -16,9 +17,10 @@ import pytest
 from numba import njit
 
 from fastdnn.kernels.cpu import blas
-from fastdnn.kernels.cpu.blas import SMALL_GEMM, gemm
+from fastdnn.kernels.cpu.blas import SMALL_GEMM, gemm, gemm_add
 
-SHAPES = [(3, 4, 5), (1, 7, 2), (6, 1, 3), (5, 8, 1), (0, 3, 2), (3, 0, 2), (2, 3, 0), (70, 60, 80)]
+SHAPES = [(3, 4, 5), (1, 7, 2), (6, 1, 3), (5, 8, 1), (0, 3, 2), (3, 0, 2), (2, 3, 0), (70, 60, 80),
+          (5, 6000, 9), (1, 70000, 4)]  # fmt: skip
 
 
 @njit
@@ -29,6 +31,7 @@ def _product(a, b, out):
 def check_every_layout(dtype):
     """``gemm`` against float64 NumPy for every layout of both operands (used in children)."""
     assert 70 * 60 * 80 > SMALL_GEMM >= 33 * 17 * 9
+    assert 5 * 9 <= blas.SKINNY_OUTPUT and 6000 >= blas.SKINNY_DEPTH and 5 * 6000 * 9 > SMALL_GEMM
     rng = np.random.default_rng(0)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for m, k, n in SHAPES:
@@ -46,6 +49,24 @@ def check_every_layout(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_matches_numpy_for_every_layout(dtype):
     check_every_layout(dtype)
+
+
+@njit
+def _product_add(a, b, out):
+    gemm_add(a, b, out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_skinny_products_add_like_blas(dtype):
+    # A weight gradient's layout (a transposed view times a row-major batch), adding to out.
+    rng = np.random.default_rng(1)
+    D = rng.normal(size=(5000, 6)).astype(dtype)
+    A = rng.normal(size=(5000, 11)).astype(dtype)
+    out = np.ones((6, 11), dtype)
+    _product_add(D.T, A, out)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    expected = 1 + D.T.astype(np.float64) @ A.astype(np.float64)
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * 100)
 
 
 def _libraries():
