@@ -6,7 +6,9 @@ command, see NUMBA_NOTES). For every data set, solver and data dtype (float64, f
 estimators fit the same training split in this one process, alternately, each for exactly
 ``max_iter`` iterations (``tol=0`` and ``n_iter_no_change=max_iter``, so that neither stops
 early), and score the same test split; with ``--repeats N`` each fits N times, interleaved, and
-its fastest fit counts. fastdnn's kernels are compiled before the first timed fit.
+its fastest fit counts. Each fit follows ``--settle`` idle seconds: scikit-learn computes with
+NumPy's OpenBLAS and fastdnn with SciPy's, two thread pools whose workers spin for a while after
+their last call and would take a core from the next fit. fastdnn's kernels are compiled before the first timed fit.
 Prints a Markdown table of fit seconds, the speed-up (scikit-learn's time / fastdnn's) and both
 test accuracies, then the geometric mean speed-up per data dtype.
 
@@ -142,6 +144,10 @@ def main(argv=None):
     parser.add_argument(
         "--repeats", type=int, default=1, help="fits per estimator, interleaved; the fastest counts"
     )
+    parser.add_argument(
+        "--settle", type=float, default=1.0,
+        help="idle seconds before each fit, so that the other library's BLAS threads sleep",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     datasets = args.datasets.split(",")
     solvers = args.solvers.split(",")
@@ -173,6 +179,7 @@ def main(argv=None):
                 runs = {SklearnMLP: [], FastMLP: []}
                 for _ in range(args.repeats):
                     for cls, results in runs.items():
+                        time.sleep(args.settle)
                         results.append(_fit_and_score(cls, params, data))
                 theirs, ours = (min(runs[cls]) for cls in (SklearnMLP, FastMLP))
                 speedup = theirs[0] / ours[0]
