@@ -6,9 +6,12 @@ command, see NUMBA_NOTES). For every data set, solver and data dtype (float64, f
 estimators fit the same training split in this one process, alternately, each for exactly
 ``max_iter`` iterations (``tol=0`` and ``n_iter_no_change=max_iter``, so that neither stops
 early), and score the same test split; with ``--repeats N`` each fits N times, interleaved, and
-its fastest fit counts. Each fit follows ``--settle`` idle seconds: scikit-learn computes with
-NumPy's OpenBLAS and fastdnn with SciPy's, two thread pools whose workers spin for a while after
-their last call and would take a core from the next fit. fastdnn's kernels are compiled before the first timed fit.
+its fastest fit counts. ``--threads N`` limits both libraries' BLAS (NumPy's OpenBLAS for
+scikit-learn, SciPy's for fastdnn) to N threads through threadpoolctl; ``--settle S`` idles S
+seconds before each fit. On this project's 2-core VMs threaded OpenBLAS stalls erratically,
+100-1250 ms a call for some products, worst in the first calls after its threads went to sleep:
+two-thread timings vary by several times between runs, one-thread timings are steady. fastdnn's
+kernels are compiled before the first timed fit.
 Prints a Markdown table of fit seconds, the speed-up (scikit-learn's time / fastdnn's) and both
 test accuracies, then the geometric mean speed-up per data dtype.
 
@@ -144,8 +147,9 @@ def main(argv=None):
     parser.add_argument(
         "--repeats", type=int, default=1, help="fits per estimator, interleaved; the fastest counts"
     )
+    parser.add_argument("--threads", type=int, default=None, help="BLAS threads of both libraries")
     parser.add_argument(
-        "--settle", type=float, default=1.0,
+        "--settle", type=float, default=0.0,
         help="idle seconds before each fit, so that the other library's BLAS threads sleep",
     )  # fmt: skip
     args = parser.parse_args(argv)
