@@ -36,15 +36,16 @@ class Dense:
     def time_forward(self, shape):
         m = self.m
         net.forward(
-            self.X, m._sizes, m._acts, m._params, m._w_off, m._b_off, self.ws_off, self.Z, self.A,
-            self.T,
+            self.X, m._net, m._params, m._running, self.T, False, False, np.uint64(0),
+            self.ws_off, self.Z, self.A, self.T,
         )  # fmt: skip
 
     def time_forward_backward(self, shape):
         m = self.m
         net.forward_backward(
-            self.X, self.Y, self.w, m._sizes, m._acts, 1, m.dtype.type(1.0), m._params, self.grads,
-            m._w_off, m._b_off, self.ws_off, self.Z, self.A, self.D, self.T,
+            self.X, self.Y, self.w, m._net, 1, m.dtype.type(1.0), m._params, self.grads,
+            m._running, self.T, False, False, np.uint64(0), self.ws_off, self.Z, self.A, self.D,
+            self.T,
         )  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """fastdnn: dense neural networks trained by fused Numba kernels.
 
-Public API: :class:`Sequential` of :class:`Dense` layers, the optimizers :class:`SGD`,
+Public API: :class:`Sequential` of :class:`Dense`, :class:`BatchNorm`, :class:`LayerNorm` and
+:class:`Dropout` layers, the optimizers :class:`SGD`,
 :class:`Adam`, :class:`AdamW` and :class:`RMSprop`, and :class:`TrainingDivergedError`.
 
 The scikit-learn classes (:class:`PCA`, :class:`Autoencoder`, the estimators and
@@ -21,7 +22,7 @@ from .callbacks import (
 )
 from .errors import NotCompiledError, TrainingDivergedError
 from .io import ModelFileError, load
-from .layers import Dense
+from .layers import BatchNorm, Dense, Dropout, LayerNorm
 from .network import History, Sequential
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .plotting import plot_history
@@ -56,6 +57,7 @@ __all__ = [
     "AdamW",
     "Autoencoder",
     "AutoencoderTransformer",
+    "BatchNorm",
     "Callback",
     "CosineDecay",
     "EarlyStopping",
@@ -72,7 +74,9 @@ __all__ = [
     "patch_sklearn",
     "plot_history",
     "Dense",
+    "Dropout",
     "History",
+    "LayerNorm",
     "Optimizer",
     "RMSprop",
     "SGD",

@@ -6,7 +6,13 @@ are broadcast. Each step, every rank computes the gradient of its own batch into
 that also carries the batch's loss sum, weight sum and correct count; one ``Allreduce`` adds
 them up; every rank divides by the global weight sum (so the update is the gradient of the mean
 loss over the global batch, the concatenation of every rank's batch) and applies the same
-fused optimizer kernel. Ranks with fewer batches contribute zero weight to the last steps.
+fused optimizer kernel (after clipping the reduced gradient's norm, with ``clipnorm``). Ranks
+with fewer batches contribute zero weight to the last steps.
+
+Batch normalisation uses each rank's own batch statistics (as PyTorch's DistributedDataParallel
+without ``SyncBatchNorm``); after every epoch rank 0's running statistics are broadcast, so that
+every rank holds the same model. Dropout masks differ between ranks (each rank's key is the
+model's key moved by its rank; rank 0 draws the masks a single process would).
 
 A single process needs no MPI: without ``mpi4py``, or with one rank, ``distributed=True`` is
 ordinary training. A rank that fails during training aborts every rank (``MPI.Abort``), so that
@@ -18,9 +24,13 @@ import time
 
 import numpy as np
 
+from .kernels.cpu import layers as _layer_kernels
 from .kernels.cpu import network as _net
 from .kernels.cpu import optimizers as _opt_kernels
 from .network import LOSSES, _EpochRunner
+
+# Moves each rank's dropout key away from the others' (the 64-bit golden ratio).
+_RANK_STRIDE = 0x9E3779B97F4A7C15
 
 
 def communicator():
@@ -73,6 +83,8 @@ class DistributedEpochRunner(_EpochRunner):
         self.n_batches = comm.allreduce(self.n_batches, op=MPI.MAX)
         self.comm_seconds = 0.0
         comm.Bcast(model._params, root=0)
+        comm.Bcast(model._running, root=0)
+        self.rank_key = np.uint64((int(model._mask_key) + self.rank * _RANK_STRIDE) % 2**64)
         comm.Bcast(model._state, root=0)
         comm.Bcast(model._step, root=0)
 
@@ -105,10 +117,11 @@ class DistributedEpochRunner(_EpochRunner):
                     self.X, self.Y, self.weight, order, start, rows, self.Xbuf, self.Ybuf,
                     self.Wbuf,
                 )  # fmt: skip
+                key = np.uint64(_layer_kernels.batch_mask_key(self.rank_key, m._step[0] + 1))
                 loss, correct = _net.forward_backward(
-                    Xb, Yb, Wb, m._sizes, m._acts, LOSSES[m.loss], self.loss_weight, m._params,
-                    self.grads, m._w_off, m._b_off, self.ws_off, self.Zbuf, self.Abuf, self.Dbuf,
-                    self.Tbuf,
+                    Xb, Yb, Wb, m._net, LOSSES[m.loss], self.loss_weight, m._params, self.grads,
+                    m._running, self.moments, True, True, key, self.ws_off, self.Zbuf, self.Abuf,
+                    self.Dbuf, self.Tbuf,
                 )  # fmt: skip
                 batch_weight = float(Wb.sum()) * self.width
                 # forward_backward divided by this rank's weight: undo it for the global mean.
@@ -124,6 +137,8 @@ class DistributedEpochRunner(_EpochRunner):
                 return loss_total, correct_total, batch
             if batch_weight > 0:
                 self.grads *= m.dtype.type(1.0 / batch_weight)
+            if self.clipnorm > 0:
+                _opt_kernels.clip_by_global_norm(self.grads, self.clipnorm)
             m._step[0] += 1
             _opt_kernels.optimizer_step(
                 m.optimizer.code, m._params, self.grads, m._state, hyper, m._step[0],
@@ -131,4 +146,6 @@ class DistributedEpochRunner(_EpochRunner):
             )  # fmt: skip
             loss_total += loss
             correct_total += correct
+        if m._running.size:
+            self.comm.Bcast(m._running, root=0)
         return loss_total, correct_total, -1

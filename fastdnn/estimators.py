@@ -505,7 +505,7 @@ class _SklearnMLP(_BaseMLP):
         self._bind_weights()
 
     def _bind_weights(self):
-        views = self.model_._layer_views(self.model_._params)
+        views = self.model_._dense_views(self.model_._params)
         self.coefs_ = [W.T for W, _ in views]
         self.intercepts_ = [b for _, b in views]
         self._bound = (list(self.coefs_), list(self.intercepts_))

@@ -27,11 +27,12 @@ from ._validation import (
 )
 from .callbacks import Callback
 from .errors import NotCompiledError, TrainingDivergedError
+from .kernels.cpu import layers as _layer_kernels
 from .kernels.cpu import losses as _loss_kernels
 from .kernels.cpu import network as _net
 from .kernels.cpu import optimizers as _opt_kernels
 from .kernels.cpu.sparse import CSR, FORWARD_FILL
-from .layers import RELU_FAMILY, Dense
+from .layers import Dense, Layer, layer_from_config
 from .optimizers import OPTIMIZERS, Adam, get_optimizer
 
 LOSSES = {
@@ -118,19 +119,38 @@ class Sequential:
 
             require_cuda()  # one clear error before anything is set up
         layers = list(layers) if isinstance(layers, (list, tuple)) else None
-        if not layers or not all(isinstance(layer, Dense) for layer in layers):
-            raise TypeError("layers must be a non-empty list of fastdnn.Dense")
-        for i, (prev, layer) in enumerate(zip(layers, layers[1:]), start=1):
-            if layer.in_features != prev.out_features:
-                raise ValueError(
-                    f"layer {i} expects {layer.in_features} inputs but layer {i - 1} gives "
-                    f"{prev.out_features} outputs"
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise TypeError(
+                "layers must be a non-empty list of fastdnn layers (fastdnn.Dense, "
+                "fastdnn.BatchNorm, fastdnn.LayerNorm, fastdnn.Dropout)"
+            )
+        for index in (0, len(layers) - 1):
+            if not isinstance(layers[index], Dense):
+                where = "first" if index == 0 else "last"
+                why = (
+                    "it acts on a previous layer's outputs"
+                    if index == 0
+                    else "its activation is fused with the loss"
                 )
+                raise ValueError(
+                    f"the {where} layer must be Dense, got {type(layers[index]).__name__} "
+                    f"(layer {index}: {why})"
+                )
+        widths = [layers[0].in_features]
+        for i, layer in enumerate(layers):
+            widths.append(layer.output_width(widths[-1], i))
         for i, layer in enumerate(layers[:-1]):
             if layer.activation == "softmax":
                 raise ValueError(
                     f"softmax is only allowed on the last layer; layer {i} of {len(layers)} uses it"
                 )
+        if device == "cuda":
+            for i, layer in enumerate(layers):
+                if not isinstance(layer, Dense):
+                    raise ValueError(
+                        f"device='cuda' runs Dense layers only so far; layer {i} is "
+                        f"{type(layer).__name__} (use device='cpu')"
+                    )
         if seed is not None and (
             isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
         ):
@@ -139,31 +159,27 @@ class Sequential:
         self.dtype = np.dtype(resolve_dtype(dtype))
         self.seed = seed
         self.device = device
-
-        self._sizes = np.array(
-            [layers[0].in_features] + [layer.out_features for layer in layers], dtype=np.int64
-        )
-        self._acts = np.array([layer.activation_code for layer in layers], dtype=np.int64)
-        w_sizes = self._sizes[1:] * self._sizes[:-1]
-        self._w_off = np.concatenate(([0], np.cumsum(w_sizes)[:-1])).astype(np.int64)
-        self._n_weights = int(w_sizes.sum())
-        self._b_off = self._n_weights + np.concatenate(([0], np.cumsum(self._sizes[1:])[:-1]))
-        self._b_off = self._b_off.astype(np.int64)
-        self._params = np.zeros(self._n_weights + int(self._sizes[1:].sum()), dtype=self.dtype)
+        self._build_table(widths)
         self._rng = np.random.default_rng(seed)
-        for (W, _), layer in zip(self._layer_views(self._params), layers):
-            fan_in, fan_out = layer.in_features, layer.out_features
-            # Uniform(-limit, limit) has variance limit**2 / 3: He gives 2 / fan_in, Glorot
-            # 2 / (fan_in + fan_out).
-            denominator = fan_in / 2 if layer.activation in RELU_FAMILY else (fan_in + fan_out) / 2
-            limit = np.sqrt(3.0 / denominator)
-            W[...] = self._rng.uniform(-limit, limit, size=W.shape)
+        for buffer, slots_per_layer in (
+            (self._params, self._param_slots),
+            (self._running, self._state_slots),
+        ):
+            views_per_layer = self._slot_views(buffer, slots_per_layer)
+            for layer, slots, views in zip(layers, slots_per_layer, views_per_layer):
+                for (name, _, _), view in zip(slots, views):
+                    layer.initialise(name, view, self._rng)
+        # Dropout masks are keyed by this and the update's number; drawn from a child of the
+        # seed's sequence, so that the weights and shuffling of a seed do not change.
+        seeds = np.random.SeedSequence(seed).spawn(1)[0]
+        self._mask_key = seeds.generate_state(1, np.uint64)[0]
 
         self.loss = None
         self.optimizer = None
         self.l1 = 0.0
         self.l2 = 0.0
         self.loss_weight = 1.0
+        self.clipnorm = None
         self._state = None
         self._step = np.zeros(1, dtype=np.int64)
         self._rank = 0  # MPI rank during a distributed fit; checkpoints come from rank 0 only
@@ -180,15 +196,74 @@ class Sequential:
         return int(self._sizes[-1])
 
     def count_params(self):
-        """Number of trainable scalars (weights and biases)."""
+        """Number of trainable scalars (weights, biases, normalisation scales and shifts)."""
         return int(self._params.size)
 
+    def _build_table(self, widths):
+        """The layer table (``self._net``), each layer's parameter and statistics slots
+        (``(name, offset, shape)`` per array), and the zeroed buffers they index."""
+        n_layers = len(self.layers)
+        shapes = [
+            layer.parameter_shapes(n_in, n_out)
+            for layer, n_in, n_out in zip(self.layers, widths, widths[1:])
+        ]
+        # Penalised weights first, then every unpenalised vector: L1/L2 cover [0, n_weights).
+        n_weights = sum(int(np.prod(s)) for layer in shapes for _, s, pen in layer if pen)
+        cursors = {True: 0, False: n_weights}
+        self._param_slots, self._state_slots = [], []
+        s_cursor = 0
+        table = {name: np.full(n_layers, -1, np.int64) for name in ("p_off", "q_off", "s_off")}
+        for i, (layer, layer_shapes) in enumerate(zip(self.layers, shapes)):
+            slots = []
+            for name, shape, penalised in layer_shapes:
+                slots.append((name, cursors[penalised], shape))
+                cursors[penalised] += int(np.prod(shape))
+            for column, (_, offset, _) in zip(("p_off", "q_off"), slots):
+                table[column][i] = offset
+            self._param_slots.append(slots)
+            states = []
+            for name, shape in layer.state_shapes(widths[i + 1]):
+                states.append((name, s_cursor, shape))
+                s_cursor += int(np.prod(shape))
+            if states:
+                table["s_off"][i] = states[0][1]
+            self._state_slots.append(states)
+        constants = np.array([layer.constants() for layer in self.layers], dtype=np.float64)
+        self._net = _net.Net(
+            np.array([layer.kind for layer in self.layers], dtype=np.int64),
+            np.array(widths, dtype=np.int64),
+            np.array([layer.activation_code for layer in self.layers], dtype=np.int64),
+            table["p_off"], table["q_off"], table["s_off"],
+            constants[:, 0].copy(), constants[:, 1].copy(), constants[:, 2].copy(),
+            n_weights,
+        )  # fmt: skip
+        # The dense-only view of the table that the CUDA engine takes.
+        self._sizes, self._acts = self._net.sizes, self._net.acts
+        self._w_off, self._b_off = self._net.p_off, self._net.q_off
+        self._n_weights = n_weights
+        self._params = np.zeros(cursors[False], dtype=self.dtype)
+        self._running = np.zeros(s_cursor, dtype=self.dtype)
+
+    @staticmethod
+    def _slot_views(flat, slots_per_layer):
+        return [
+            tuple(flat[o : o + int(np.prod(shape))].reshape(shape) for _, o, shape in slots)
+            for slots in slots_per_layer
+        ]
+
     def _layer_views(self, flat):
-        views = []
-        for layer, w, b in zip(self.layers, self._w_off, self._b_off):
-            n_out, n_in = layer.out_features, layer.in_features
-            views.append((flat[w : w + n_out * n_in].reshape(n_out, n_in), flat[b : b + n_out]))
-        return views
+        """Per layer, the views of its parameters in ``flat`` (the parameter buffer or one of
+        its layout): ``(W, b)`` for Dense, ``(gamma, beta)`` for the normalisations, ``()``
+        for Dropout."""
+        return self._slot_views(flat, self._param_slots)
+
+    def _dense_views(self, flat):
+        """``[(W, b), ...]`` of the Dense layers alone, in order."""
+        return [
+            views
+            for layer, views in zip(self.layers, self._layer_views(flat))
+            if isinstance(layer, Dense)
+        ]
 
     def _workspace_offsets(self, rows):
         return (rows * np.concatenate(([0], np.cumsum(self._sizes[1:-1])))).astype(np.int64)
@@ -238,13 +313,23 @@ class Sequential:
         state.pop("_scratch", None)
         return state
 
+    def __setstate__(self, state):
+        # A pickle loaded from a read-only memory map (joblib) gives read-only buffers; the
+        # kernels write the model's buffers (running statistics even in ``predict``'s typing),
+        # so the model owns writable copies.
+        for name in ("_params", "_running", "_state", "_step"):
+            value = state.get(name)
+            if isinstance(value, np.ndarray) and not value.flags.writeable:
+                state[name] = value.copy()
+        self.__dict__.update(state)
+
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
         device = "" if self.device == "cpu" else f", device={self.device!r}"
         return f"Sequential([{inner}], dtype={self.dtype.name!r}, seed={self.seed!r}{device})"
 
     # ----------------------------------------------------------------------------- compile
-    def compile(self, loss, optimizer=None, l1=0.0, l2=0.0, loss_weight=1.0):
+    def compile(self, loss, optimizer=None, l1=0.0, l2=0.0, loss_weight=1.0, clipnorm=None):
         """Choose the loss, the optimizer and the weight penalty; resets the optimizer state.
 
         Parameters
@@ -268,6 +353,11 @@ class Sequential:
             loss (history, :meth:`evaluate`, :meth:`loss_and_gradients`) is
             ``loss_weight * mean loss + penalty``. For example 0.5 gives scikit-learn's half
             squared error with ``"mse"``.
+        clipnorm : float or None, default None
+            When set (positive, finite), every update's gradient is scaled so that its global
+            L2 norm, over all parameters, is at most ``clipnorm`` before the optimizer step:
+            ``torch.nn.utils.clip_grad_norm_(model.parameters(), clipnorm)``. The L1/L2
+            penalty, folded into the optimizer step, is not clipped. CPU only so far.
 
         Raises
         ------
@@ -291,8 +381,12 @@ class Sequential:
         l1 = non_negative_float(l1, "l1")
         l2 = non_negative_float(l2, "l2")
         loss_weight = positive_finite_scalar(loss_weight, "loss_weight")
+        if clipnorm is not None:
+            clipnorm = positive_finite_scalar(clipnorm, "clipnorm")
+            if self.device != "cpu":
+                raise ValueError("clipnorm is implemented on device='cpu' only so far")
         self.loss, self.optimizer, self.l1, self.l2 = loss, optimizer, l1, l2
-        self.loss_weight = loss_weight
+        self.loss_weight, self.clipnorm = loss_weight, clipnorm
         self._state = np.zeros((optimizer.n_slots, self._params.size), dtype=self.dtype)
         self._step = np.zeros(1, dtype=np.int64)
 
@@ -595,7 +689,7 @@ class Sequential:
             ws_off, Zbuf = self._workspace(min(batch_size, X.shape[0]), ["Z"], scratch)
             Tbuf = self._first_layer_scratch(X, _block_nnz(X, batch_size), scratch)
             _net.predict(
-                X, batch_size, self._sizes, self._acts, self._params, self._w_off, self._b_off,
+                X, batch_size, self._net, self._params, self._running, self._moments(scratch),
                 ws_off, Zbuf, out, Tbuf,
             )  # fmt: skip
         return out
@@ -607,8 +701,8 @@ class Sequential:
         ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), ["Z", "A"], scratch)
         Tbuf = self._first_layer_scratch(X, _block_nnz(X, batch_size), scratch)
         return _net.evaluate(
-            X, Y, weight, batch_size, self._sizes, self._acts, LOSSES[self.loss], self._params,
-            self._w_off, self._b_off, ws_off, Zbuf, Abuf, Tbuf,
+            X, Y, weight, batch_size, self._net, LOSSES[self.loss], self._params, self._running,
+            self._moments(scratch), ws_off, Zbuf, Abuf, Tbuf,
         )  # fmt: skip
 
     def evaluate(self, X, y, batch_size=4096, sample_weight=None):
@@ -629,26 +723,43 @@ class Sequential:
             sums = self._evaluate_sums(X, Y, weight, batch_size, scratch)
         return self._metrics(*sums, weight.sum(), X.shape[0])
 
-    def loss_and_gradients(self, X, y):
+    def loss_and_gradients(self, X, y, training=False):
         """Loss and its gradients on ``(X, y)`` as one batch, without updating anything.
 
         ``X`` may be sparse, as in :meth:`fit` (with ``device="cuda"`` the batch, all of ``X``,
         is densified on the host).
 
+        Parameters
+        ----------
+        X, y : array-like
+            As in :meth:`fit`.
+        training : bool, default False
+            Evaluate the network as ``fit`` does: batch statistics in :class:`BatchNorm` (the
+            running statistics are left as they are) and the dropout masks of the next update
+            (the same masks at every call until the model trains). The default is inference
+            mode, as :meth:`predict` and :meth:`evaluate`.
+
         Returns
         -------
         loss : float
             ``loss_weight`` times the mean loss, plus the L1/L2 penalty.
-        grads : list of (dW, db)
-            One pair per layer, shaped like the weights.
+        grads : list of tuple
+            One tuple per layer, shaped like its parameters: ``(dW, db)`` for Dense,
+            ``(dgamma, dbeta)`` for the normalisations, ``()`` for Dropout.
         """
         self._require_compiled("loss_and_gradients")
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False, got {training!r}")
         X, Y, weight = self._data(X, y)
         grads = np.empty_like(self._params)
-        loss = self._loss_and_flat_gradient(X, Y, weight, grads)
+        loss = self._loss_and_flat_gradient(X, Y, weight, grads, bool(training))
         return loss, self._layer_views(grads)
 
-    def _loss_and_flat_gradient(self, X, Y, weight, grads):
+    def _moments(self, scratch):
+        """The batch normalisations' moments scratch (``kernels/cpu/network.py``)."""
+        return scratch.get("moments", self._running.size, self.dtype)
+
+    def _loss_and_flat_gradient(self, X, Y, weight, grads, training=False):
         """:meth:`loss_and_gradients` on arrays validated by :meth:`_data`, the gradient
         written into the flat buffer ``grads`` (the L-BFGS solver calls this many times)."""
         with self._borrowed_scratch() as scratch:
@@ -658,38 +769,69 @@ class Sequential:
                 names = ("gradient Z", "gradient A", "gradient D")
                 ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], names, scratch)
                 Tbuf = self._first_layer_scratch(X, _block_nnz(X, X.shape[0]), scratch)
+                key = np.uint64(_layer_kernels.batch_mask_key(self._mask_key, self._step[0] + 1))
                 loss_sum, _ = _net.forward_backward(
-                    X, Y, weight, self._sizes, self._acts, LOSSES[self.loss],
-                    self.dtype.type(self.loss_weight), self._params, grads, self._w_off,
-                    self._b_off, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
+                    X, Y, weight, self._net, LOSSES[self.loss], self.dtype.type(self.loss_weight),
+                    self._params, grads, self._running, self._moments(scratch), training, False,
+                    key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
                 )  # fmt: skip
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         _opt_kernels.add_penalty_gradient(self._params, grads, self._n_weights, l1, l2)
         return self._metrics(loss_sum, 0, weight.sum(), X.shape[0])["loss"]
 
     # ----------------------------------------------------------------------------- weights
+    def _weight_views(self):
+        """Per layer, ``(names, views)`` of its parameters then its running statistics."""
+        params = self._layer_views(self._params)
+        states = self._slot_views(self._running, self._state_slots)
+        return [
+            ([name for name, _, _ in p_slots + s_slots], p_views + s_views)
+            for p_slots, s_slots, p_views, s_views in zip(
+                self._param_slots, self._state_slots, params, states
+            )
+        ]
+
     def get_weights(self):
-        """Copies of the parameters as ``[(W, b), ...]`` with ``W`` of shape (out, in)."""
-        return [(W.copy(), b.copy()) for W, b in self._layer_views(self._params)]
+        """Copies of the parameters and statistics, one tuple per layer.
+
+        ``(W, b)`` for :class:`Dense` (``W`` of shape (out, in)), ``(gamma, beta, running_mean,
+        running_var)`` for :class:`BatchNorm`, ``(gamma, beta)`` for :class:`LayerNorm`, ``()``
+        for :class:`Dropout`.
+        """
+        return [tuple(view.copy() for view in views) for _, views in self._weight_views()]
 
     def set_weights(self, weights):
-        """Replace every parameter; ``weights`` is shaped like :meth:`get_weights`' result.
+        """Replace every parameter and statistic; ``weights`` is shaped like
+        :meth:`get_weights`' result.
 
-        Nothing is changed unless every array has the right shape and is finite.
+        Nothing is changed unless every array has the right shape and is finite (and every
+        running variance is >= 0).
         """
-        views = self._layer_views(self._params)
-        if not isinstance(weights, (list, tuple)) or len(weights) != len(views):
-            raise ValueError(f"weights must be a list of {len(views)} (W, b) pairs")
+        layers = self._weight_views()
+        if not isinstance(weights, (list, tuple)) or len(weights) != len(layers):
+            raise ValueError(
+                f"weights must be a list of {len(layers)} tuples, one per layer (as "
+                "get_weights() returns)"
+            )
         staged = []
-        for i, (pair, (W, b)) in enumerate(zip(weights, views)):
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise ValueError(f"weights[{i}] must be a (W, b) pair")
-            for value, target, what in ((pair[0], W, "W"), (pair[1], b, "b")):
+        for i, (values, (names, views)) in enumerate(zip(weights, layers)):
+            if not isinstance(values, (list, tuple)) or len(values) != len(views):
+                kind = type(self.layers[i]).__name__
+                raise ValueError(
+                    f"weights[{i}] must be a ({', '.join(names)}) "
+                    f"{'pair' if len(names) == 2 else 'tuple'} for {kind}"
+                    if names
+                    else f"weights[{i}] must be an empty tuple for {kind}"
+                )
+            for value, target, what in zip(values, views, names):
                 name = f"weights[{i}] {what}"
                 array = as_numeric_array(value, name)
                 if array.shape != target.shape:
                     raise ValueError(f"{name} must have shape {target.shape}, got {array.shape}")
-                staged.append((target, as_finite(array, name, self.dtype)))
+                array = as_finite(array, name, self.dtype)
+                if what == "running_var" and (array < 0).any():
+                    raise ValueError(f"{name} must be >= 0, found {array.min():g}")
+                staged.append((target, array))
         for target, array in staged:
             target[...] = array
 
@@ -697,14 +839,17 @@ class Sequential:
     def _archive(self):
         """Description and arrays for ``fastdnn.io.save_archive``."""
         meta = {
-            "layers": [layer.get_config() for layer in self.layers],
+            "layers": [
+                {"kind": type(layer).__name__, **layer.get_config()} for layer in self.layers
+            ],
+            "mask_key": int(self._mask_key),
             "dtype": self.dtype.name,
             "seed": self.seed,
             "device": self.device,
             "rng": self._rng.bit_generator.state,
             "compile": None,
         }
-        arrays = {"params": self._params}
+        arrays = {"params": self._params, "running": self._running}
         if self.loss is not None:
             meta["compile"] = {
                 "loss": self.loss,
@@ -713,6 +858,7 @@ class Sequential:
                 "l1": self.l1,
                 "l2": self.l2,
                 "loss_weight": self.loss_weight,
+                "clipnorm": self.clipnorm,
             }
             arrays["state"] = self._state
             arrays["step"] = self._step
@@ -721,17 +867,27 @@ class Sequential:
     @classmethod
     def _from_archive(cls, meta, arrays, device=None):
         device = meta.get("device", "cpu") if device is None else device
-        layers = [Dense(**config) for config in meta["layers"]]
+        layers = [layer_from_config(config) for config in meta["layers"]]
         model = cls(layers, meta["dtype"], meta["seed"], device=device)
-        params = arrays["params"]
-        if params.shape != model._params.shape or params.dtype != model.dtype:
-            raise ValueError(
-                f"params has shape {params.shape} and dtype {params.dtype}, the architecture "
-                f"needs {model._params.shape} and {model.dtype}"
-            )
-        if not is_finite(params):
-            raise ValueError("params holds NaN or infinity")
-        model._params[:] = params
+        # Files written before the normalisation layers have no running statistics (none needed).
+        loaded = {"params": arrays["params"], "running": arrays.get("running", model._running)}
+        for name, array in loaded.items():
+            target = getattr(model, "_" + name)
+            if array.shape != target.shape or array.dtype != model.dtype:
+                raise ValueError(
+                    f"{name} has shape {array.shape} and dtype {array.dtype}, the architecture "
+                    f"needs {target.shape} and {model.dtype}"
+                )
+            if not is_finite(array):
+                raise ValueError(f"{name} holds NaN or infinity")
+        model._params[:] = loaded["params"]
+        model._running[:] = loaded["running"]
+        for i, (names, views) in enumerate(model._weight_views()):
+            for name, view in zip(names, views):
+                if name == "running_var" and (view < 0).any():
+                    raise ValueError(f"running: layer {i}'s running variance is negative")
+        if "mask_key" in meta:
+            model._mask_key = np.uint64(meta["mask_key"])
         model._rng.bit_generator.state = meta["rng"]
         compiled = meta["compile"]
         if compiled is not None:
@@ -739,7 +895,7 @@ class Sequential:
             # Files written before loss_weight existed trained with the plain mean: 1.0.
             model.compile(
                 compiled["loss"], optimizer, compiled["l1"], compiled["l2"],
-                compiled.get("loss_weight", 1.0),
+                compiled.get("loss_weight", 1.0), compiled.get("clipnorm"),
             )  # fmt: skip
             state, step = arrays["state"], arrays["step"]
             if state.shape != model._state.shape or step.shape != (1,):
@@ -883,6 +1039,8 @@ class _EpochRunner:
         self.grads = scratch.get("gradient", model._params.size, dtype)
         self.l1, self.l2 = model.dtype.type(model.l1), model.dtype.type(model.l2)
         self.loss_weight = model.dtype.type(model.loss_weight)
+        self.clipnorm = float(model.clipnorm or 0.0)
+        self.moments = model._moments(scratch)
         self.comm_seconds = 0.0
 
     def reduce(self, values):
@@ -896,18 +1054,19 @@ class _EpochRunner:
         """One epoch over the rows in ``order``; returns ``(loss sum, correct, bad batch)``."""
         m = self.model
         return _net.train_epoch(
-            self.X, self.Y, self.weight, order, self.batch_size, m._sizes, m._acts,
-            LOSSES[m.loss], self.loss_weight, m._params, self.grads, m._w_off, m._b_off,
-            self.ws_off,
-            m._n_weights, m.optimizer.code, hyper, m._state, m._step, self.l1, self.l2,
-            self.Xbuf, self.Ybuf, self.Wbuf, self.Zbuf, self.Abuf, self.Dbuf, self.Tbuf,
+            self.X, self.Y, self.weight, order, self.batch_size, m._net, LOSSES[m.loss],
+            self.loss_weight, m._params, self.grads, m._running, self.moments, m._mask_key,
+            m.optimizer.code, hyper, m._state, m._step, self.l1, self.l2, self.clipnorm,
+            self.Xbuf, self.Ybuf, self.Wbuf, self.ws_off, self.Zbuf, self.Abuf, self.Dbuf,
+            self.Tbuf,
         )  # fmt: skip
 
     def snapshot(self):
         """Remember the parameters, state and step before an epoch (see :meth:`restore`)."""
         m = self.model
         self._saved = []
-        for name, array in (("params", m._params), ("state", m._state), ("step", m._step)):
+        arrays = (m._params, m._running, m._state, m._step)
+        for name, array in zip(("params", "running", "state", "step"), arrays):
             saved = self.scratch.get("saved " + name, array.size, array.dtype)
             saved = saved.reshape(array.shape)
             np.copyto(saved, array)
@@ -916,7 +1075,7 @@ class _EpochRunner:
     def restore(self):
         """Return the model to the last :meth:`snapshot` (after a diverged epoch)."""
         m = self.model
-        m._params[:], m._state[...], m._step[:] = self._saved
+        m._params[:], m._running[:], m._state[...], m._step[:] = self._saved
 
     def params_finite(self):
         """Whether every parameter is finite."""

@@ -9,7 +9,9 @@ _GELU_A = 0.044715
 
 
 def to_onnx(model, path, opset=17):
-    """Write ``model`` as an ONNX graph: one ``Gemm`` (``transB=1``) plus activation per layer.
+    """Write ``model`` as an ONNX graph: per layer one ``Gemm`` (``transB=1``), a
+    ``BatchNormalization`` (the running statistics) or a ``LayerNormalization`` (opset 17 and
+    later), then its activation; dropout, the identity at inference, is left out.
 
     Parameters
     ----------
@@ -22,7 +24,9 @@ def to_onnx(model, path, opset=17):
     -------
     pathlib.Path
         The written file. Its input ``input`` is (batch, n_features) and its output ``output``
-        is (batch, n_outputs), both in the model's dtype; the output matches ``model.predict``.
+        is (batch, n_outputs), both in the model's dtype; the output matches ``model.predict``
+        (ONNX holds a normalisation's ``epsilon`` as a float32 attribute: a float64 model
+        whose ``eps`` float32 cannot represent exactly differs by that rounding).
     """
     try:
         import onnx
@@ -30,6 +34,10 @@ def to_onnx(model, path, opset=17):
     except ImportError as exc:
         raise ImportError("to_onnx needs the onnx package: pip install 'fastdnn[onnx]'") from exc
 
+    if opset < 17 and any(type(layer).__name__ == "LayerNorm" for layer in model.layers):
+        raise ValueError(
+            f"LayerNorm needs ONNX opset 17 or later (LayerNormalization), got {opset}"
+        )
     elem = TensorProto.FLOAT if model.dtype == np.float32 else TensorProto.DOUBLE
     nodes, initializers = [], []
 
@@ -77,8 +85,17 @@ def to_onnx(model, path, opset=17):
         "gelu": gelu,
     }
     current = "input"
-    for i, ((W, b), layer) in enumerate(zip(model.get_weights(), model.layers)):
-        z = emit("Gemm", current, constant(f"W{i}", W), constant(f"b{i}", b), transB=1)
+    for i, ((slots, arrays), layer) in enumerate(zip(model._weight_views(), model.layers)):
+        kind = type(layer).__name__
+        if kind == "Dropout":
+            continue  # the identity at inference
+        names = [constant(f"{slot}{i}", array) for slot, array in zip(slots, arrays)]
+        if kind == "Dense":
+            z = emit("Gemm", current, *names, transB=1)
+        elif kind == "BatchNorm":  # gamma, beta, running mean, running variance
+            z = emit("BatchNormalization", current, *names, epsilon=layer.eps)
+        else:
+            z = emit("LayerNormalization", current, *names, axis=-1, epsilon=layer.eps)
         current = activations[layer.activation](z)
     nodes.append(helper.make_node("Identity", [current], ["output"]))
     graph = helper.make_graph(

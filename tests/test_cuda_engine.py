@@ -132,8 +132,8 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
         loss_gpu, correct_gpu = engine.evaluate(data, batch_size=4)
         ws_off, Zbuf, Abuf = model._workspace(4, ("Z", "A"))
         loss_cpu, correct_cpu = cpu_net.evaluate(
-            X, Y, weight, 4, model._sizes, model._acts, LOSSES[loss], model._params,
-            model._w_off, model._b_off, ws_off, Zbuf, Abuf, np.empty(0, model.dtype),
+            X, Y, weight, 4, model._net, LOSSES[loss], model._params, model._running,
+            np.empty(0, model.dtype), ws_off, Zbuf, Abuf, np.empty(0, model.dtype),
         )  # fmt: skip
         np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
         assert correct_gpu == correct_cpu
@@ -143,10 +143,11 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     loss_gpu, correct_gpu, grads_gpu = engine.gradients(X, Y, weight)
     ws_off, Zbuf, Abuf, Dbuf = model._workspace(X.shape[0], ("Z", "A", "D"))
     grads_cpu = np.zeros_like(model._params)
+    no_stats = np.empty(0, model.dtype)
     loss_cpu, correct_cpu = cpu_net.forward_backward(
-        X, Y, weight, model._sizes, model._acts, LOSSES[loss], model.dtype.type(1.0),
-        model._params, grads_cpu, model._w_off, model._b_off, ws_off, Zbuf, Abuf, Dbuf,
-        np.empty(0, model.dtype),
+        X, Y, weight, model._net, LOSSES[loss], model.dtype.type(1.0), model._params, grads_cpu,
+        model._running, no_stats, False, False, np.uint64(0), ws_off, Zbuf, Abuf, Dbuf,
+        no_stats,
     )  # fmt: skip
     np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
     assert correct_gpu == correct_cpu

@@ -122,3 +122,19 @@ def add_penalty_gradient(params, grads, n_weights, l1, l2):
     gradients of the full loss (the optimizer passes fold it in themselves)."""
     for i in range(n_weights):
         grads[i] += l1 * np.sign(params[i]) + l2 * params[i]
+
+
+@njit(**JIT_OPTIONS)
+def clip_by_global_norm(grads, max_norm):
+    """Scale ``grads`` by ``max_norm / (norm + 1e-6)`` when that is below 1, ``norm`` the L2
+    norm of the whole buffer (summed in float64): ``torch.nn.utils.clip_grad_norm_``."""
+    sq_sum = 0.0
+    for i in range(grads.size):
+        g = float(grads[i])
+        sq_sum += g * g
+    coef = max_norm / (np.sqrt(sq_sum) + 1e-6)
+    if coef < 1.0:
+        factor = grads.dtype.type(coef)
+        for i in range(grads.size):
+            grads[i] *= factor
+    return np.sqrt(sq_sum)
