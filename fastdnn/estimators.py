@@ -49,7 +49,7 @@ from . import io as _io
 from .callbacks import Callback
 from .decomposition import Autoencoder
 from .errors import TrainingDivergedError
-from .layers import ACTIVATIONS, Dense
+from .layers import ACTIVATIONS, BatchNorm, Dense, Dropout
 from .network import Sequential
 from .optimizers import SGD, Adam, AdamW, RMSprop
 
@@ -324,7 +324,7 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_params = self.model_._params.copy()
+                self._best_params = (self.model_._params.copy(), self.model_._running.copy())
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -357,7 +357,7 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError(_NON_FINITE_MESSAGE) from error
             self.validation_scores_.append(np.nan)
         if validation is not None and getattr(self, "_best_params", None) is not None:
-            model._params[:] = self._best_params
+            model._params[:], model._running[:] = self._best_params
         if not incremental and self.n_iter_ == self.max_iter and not self._stop_requested:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -423,6 +423,14 @@ class _SklearnMLP(_BaseMLP):
         _check_number(self, "power_t", 0)
         _check_bool(self, "warm_start")
         _check_number(self, "max_fun", 1, integer=True)
+        _check_number(self, "dropout", 0, 1)
+        _check_bool(self, "batch_norm")
+        if self.solver == "lbfgs" and (self.dropout > 0 or self.batch_norm):
+            raise ValueError(
+                "solver='lbfgs' needs a deterministic full-batch loss: it does not support "
+                f"dropout={self.dropout!r} or batch_norm={self.batch_norm!r} (use a stochastic "
+                "solver, or dropout=0.0 and batch_norm=False)"
+            )
 
     # ------------------------------------------------------------------ network and weights
     def _initialize(self, n_outputs, layer_units, dtype):
@@ -449,7 +457,10 @@ class _SklearnMLP(_BaseMLP):
         sizes = [np.shape(self.coefs_[0])[0]] + [np.shape(c)[1] for c in self.coefs_]
         output = _OUTPUT_ACTIVATIONS[self.out_activation_]
         hidden = _network_activation(self.activation)
-        return (tuple(int(s) for s in sizes), hidden, output, np.dtype(dtype).name, self.device)
+        return (
+            tuple(int(s) for s in sizes), hidden, output, np.dtype(dtype).name,
+            float(self.dropout), bool(self.batch_norm), self.device,
+        )  # fmt: skip
 
     def _ensure_network(self, dtype):
         """``model_`` holding ``coefs_``/``intercepts_`` (built when missing or when the
@@ -457,8 +468,15 @@ class _SklearnMLP(_BaseMLP):
         key = self._network_key(dtype)
         built = getattr(self, "_network", None) != key or not hasattr(self, "model_")
         if built:
-            sizes, hidden, output, dtype_name, device = key
-            layers = [Dense(a, b, hidden) for a, b in zip(sizes[:-2], sizes[1:-1])]
+            sizes, hidden, output, dtype_name, dropout, batch_norm, device = key
+            layers = []
+            for a, b in zip(sizes[:-2], sizes[1:-1]):
+                if batch_norm:
+                    layers += [Dense(a, b), BatchNorm(b, activation=hidden)]
+                else:
+                    layers.append(Dense(a, b, hidden))
+                if dropout > 0:
+                    layers.append(Dropout(dropout))
             layers.append(Dense(sizes[-2], sizes[-1], output))
             # A seed that draws nothing from random_state, whose stream gives scikit-learn's
             # initial weights, split and epoch orders.
@@ -481,7 +499,7 @@ class _SklearnMLP(_BaseMLP):
             and all(a is b for a, b in zip(self.intercepts_, intercept_views))
         ):
             return
-        views = model._layer_views(model._params)
+        views = model._dense_views(model._params)
         if len(self.coefs_) != len(views) or len(self.intercepts_) != len(views):
             raise ValueError(
                 f"coefs_ and intercepts_ must hold {len(views)} arrays each, one per layer"
@@ -673,6 +691,8 @@ class _SklearnMLP(_BaseMLP):
         estimator._restore_labels(fitted)
         estimator.model_ = Sequential._from_archive(meta["model"], arrays, estimator.device)
         network[0] = tuple(network[0])
+        if len(network) == 5:  # saved before dropout and batch_norm existed
+            network[4:4] = [0.0, False]
         network[-1] = estimator.device
         estimator._network = tuple(network)
         estimator._optimizer = estimator.model_.optimizer
@@ -737,6 +757,14 @@ class MLPClassifier(ClassifierMixin, _SklearnMLP):
         Loss evaluations allowed to ``lbfgs``.
     l1 : float, default 0.0
         fastdnn: L1 penalty ``l1 * sum|W|``.
+    dropout : float in [0, 1), default 0.0
+        fastdnn: the rate of a :class:`~fastdnn.Dropout` after every hidden layer (not with
+        ``solver="lbfgs"``, whose loss must be deterministic).
+    batch_norm : bool, default False
+        fastdnn: a :class:`~fastdnn.BatchNorm` between every hidden layer's product and its
+        activation (not with ``solver="lbfgs"``, which evaluates the network in inference
+        mode). ``coefs_``/``intercepts_`` stay the dense layers'; the normalisations'
+        parameters and running statistics live in ``model_``.
     weight_decay : float, default 0.01
         fastdnn: decoupled weight decay of ``solver="adamw"``.
     class_weight : dict, "balanced" or None, default None
@@ -800,6 +828,8 @@ class MLPClassifier(ClassifierMixin, _SklearnMLP):
         n_iter_no_change=10,
         max_fun=15000,
         l1=0.0,
+        dropout=0.0,
+        batch_norm=False,
         weight_decay=0.01,
         class_weight=None,
         dtype=None,
@@ -981,6 +1011,8 @@ class MLPRegressor(RegressorMixin, _SklearnMLP):
         n_iter_no_change=10,
         max_fun=15000,
         l1=0.0,
+        dropout=0.0,
+        batch_norm=False,
         weight_decay=0.01,
         dtype=None,
         device="cpu",

@@ -564,3 +564,70 @@ def test_new_layers_on_cuda_are_refused_clearly(monkeypatch):
     monkeypatch.setattr(cuda_backend, "require_cuda", lambda: None)
     with pytest.raises(ValueError, match="layer 1 is BatchNorm"):
         fd.Sequential(_layers(fd.BatchNorm(6)), device="cuda")
+
+
+# ----------------------------------------------------------------------------- estimators
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:600] / 16.0, y[:600]
+
+
+def test_estimator_dropout_and_batch_norm_build_train_and_round_trip(digits, tmp_path):
+    X, y = digits
+    params = dict(hidden_layer_sizes=(24, 16), max_iter=15, random_state=0,
+                  learning_rate_init=0.01)  # fmt: skip
+    plain = fd.MLPClassifier(**params).fit(X, y)
+    clf = fd.MLPClassifier(dropout=0.2, batch_norm=True, **params).fit(X, y)
+    kinds = [type(layer).__name__ for layer in clf.model_.layers]
+    assert kinds == ["Dense", "BatchNorm", "Dropout"] * 2 + ["Dense"]
+    assert [c.shape for c in clf.coefs_] == [c.shape for c in plain.coefs_]
+    assert clf.model_.layers[1].activation == "relu" and clf.model_.layers[0].activation == "linear"
+    assert clf.score(X, y) > 0.9
+    assert not np.allclose(clf.model_.get_weights()[1][2], 0.0)  # running mean moved
+    # Deterministic for a random_state, and predict is deterministic (inference mode).
+    again = fd.MLPClassifier(dropout=0.2, batch_norm=True, **params).fit(X, y)
+    np.testing.assert_array_equal(again.coefs_[0], clf.coefs_[0])
+    np.testing.assert_array_equal(clf.predict_proba(X), clf.predict_proba(X))
+    # Dropout alone, MLPRegressor too.
+    reg = fd.MLPRegressor(hidden_layer_sizes=(8,), dropout=0.1, max_iter=5, random_state=0)
+    reg.fit(X, X[:, :2])
+    assert [type(layer).__name__ for layer in reg.model_.layers] == ["Dense", "Dropout", "Dense"]
+    clf.save(tmp_path / "clf.npz")
+    loaded = fd.load(tmp_path / "clf.npz")
+    assert loaded.get_params() == clf.get_params()
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_estimator_early_stopping_restores_the_best_running_statistics(digits):
+    X, y = digits
+    clf = fd.MLPClassifier(hidden_layer_sizes=(16,), batch_norm=True, early_stopping=True,
+                           max_iter=40, n_iter_no_change=3, random_state=0,
+                           learning_rate_init=0.05)  # fmt: skip
+    clf.fit(X, y)
+    best = int(np.argmax(clf.validation_scores_))
+    assert best < clf.n_iter_ - 1  # later epochs moved the statistics on; they were undone
+    params, running = clf._best_params
+    np.testing.assert_array_equal(clf.model_._params, params)
+    np.testing.assert_array_equal(clf.model_._running, running)
+    assert not np.allclose(running, np.r_[np.zeros(16), np.ones(16)])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(dropout=1.0), r"'dropout' parameter of MLPClassifier must be a float in the range"),
+        (dict(dropout=-0.1), "'dropout' parameter"),
+        (dict(batch_norm="yes"), "'batch_norm' parameter of MLPClassifier must be an instance"),
+        (dict(solver="lbfgs", dropout=0.1), "solver='lbfgs' needs a deterministic"),
+        (dict(solver="lbfgs", batch_norm=True), "does not support dropout=0.0 or batch_norm=True"),
+    ],
+)
+def test_estimator_bad_layer_parameters(digits, params, match):
+    X, y = digits
+    clf = fd.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, **params)
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+    assert not hasattr(clf, "coefs_")
