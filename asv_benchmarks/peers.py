@@ -1,6 +1,6 @@
 """fastdnn against PyTorch, JAX and plain NumPy on the performance issue's workloads.
 
-Run ``python -m asv_benchmarks.peers [--workloads S,M,L,AE,INF] [--repeats 4] [--threads 2]``.
+Run ``python -m asv_benchmarks.peers [--workloads S,M,MD,L,AE,INF] [--repeats 4] [--threads 2]``.
 With ``--device cuda`` it compares fastdnn's CUDA device with PyTorch on the GPU instead (run it
 with ``--workloads M,L`` where a CUDA GPU is present; data resident on the device for both,
 eight times the CPU data sizes, fastdnn's epochs those of one long ``fit``).
@@ -25,7 +25,7 @@ import time
 from datetime import date
 
 PARSER = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-PARSER.add_argument("--workloads", default="S,M,L,AE,INF")
+PARSER.add_argument("--workloads", default="S,M,MD,L,AE,INF")
 PARSER.add_argument("--repeats", type=int, default=4, help="timed epochs per library")
 PARSER.add_argument("--threads", type=int, default=2)
 PARSER.add_argument(
@@ -90,13 +90,19 @@ class TorchEager:
     def __init__(self, workload, X, y):
         import torch
 
+        from .workloads import DROPOUT
+
         self.torch, self.w = torch, workload
         layers = []
         n = len(workload.sizes) - 1
         for i in range(n):
             layers.append(torch.nn.Linear(workload.sizes[i], workload.sizes[i + 1]))
+            if i < n - 1 and workload.regularised:
+                layers.append(torch.nn.BatchNorm1d(workload.sizes[i + 1]))
             if i < n - 1:
                 layers.append(torch.nn.ReLU())
+            if i < n - 1 and workload.regularised:
+                layers.append(torch.nn.Dropout(DROPOUT))
         if workload.output == "sigmoid":
             layers.append(torch.nn.Sigmoid())
         self.net = torch.nn.Sequential(*layers).to(self.device)
@@ -118,6 +124,7 @@ class TorchEager:
 
     def epoch(self):
         torch, b = self.torch, self.w.batch_size
+        self.net.train()
         perm = torch.randperm(self.X.shape[0], device=self.device)
         for start in range(0, self.X.shape[0], b):
             idx = perm[start : start + b]
@@ -127,6 +134,7 @@ class TorchEager:
         self._synchronize()
 
     def infer(self, batch):
+        self.net.eval()
         with self.torch.no_grad():
             out = [self.net(self.X[s : s + batch]).argmax(1) for s in range(0, len(self.X), batch)]
         self._synchronize()
@@ -134,7 +142,12 @@ class TorchEager:
 
 
 class _Jax:
-    """Shared JAX model: parameters, loss and an optax optimizer."""
+    """Shared JAX model: parameters, loss and an optax optimizer.
+
+    A training step maps ``carry = (params, optimizer state, running statistics, key)`` to the
+    next; the regularised workload (MD) normalises with the batch statistics, moves the
+    running ones (``torch.nn.BatchNorm1d``'s rule) and draws its dropout masks from ``key``.
+    """
 
     def __init__(self, workload, X, y):
         import jax
@@ -142,22 +155,28 @@ class _Jax:
         import numpy as np
         import optax
 
+        from .workloads import DROPOUT
+
         self.jax, self.jnp, self.w = jax, jnp, workload
         rng = np.random.default_rng(0)
         self.params = [
             (jnp.asarray(rng.uniform(-0.05, 0.05, (o, i)).astype("float32")), jnp.zeros(o))
             for i, o in zip(workload.sizes[:-1], workload.sizes[1:])
         ]
+        hidden = workload.sizes[1:-1] if workload.regularised else ()
+        norms = [(jnp.ones(n), jnp.zeros(n)) for n in hidden]
+        stats = [(jnp.zeros(n), jnp.ones(n)) for n in hidden]
         opt, kwargs = workload.optimizer_hyper()
         self.tx = (
             optax.sgd(kwargs["lr"], momentum=kwargs["momentum"])
             if opt == "sgd"
             else optax.adam(kwargs["lr"])
         )
-        self.state = self.tx.init(self.params)
+        trainable = (self.params, norms)
         self.X = jnp.asarray(X)
         self.y = jnp.asarray(y if workload.loss == "mse" else y.astype("int32"))
         self.key = jax.random.PRNGKey(0)
+        self.carry = (trainable, self.tx.init(trainable), stats, jax.random.PRNGKey(1))
 
         def forward(params, x):
             for k, (W, b) in enumerate(params):
@@ -166,16 +185,40 @@ class _Jax:
                     x = jax.nn.relu(x)
             return x
 
-        def loss(params, x, t):
-            z = forward(params, x)
-            if workload.loss == "mse":
-                return jnp.mean((jax.nn.sigmoid(z) - t) ** 2)
-            return optax.softmax_cross_entropy_with_integer_labels(z, t).mean()
+        def train_forward(trainable, stats, key, x):
+            params, norms = trainable
+            new_stats = []
+            for k, (W, b) in enumerate(params):
+                x = x @ W.T + b
+                if k == len(params) - 1:
+                    break
+                if workload.regularised:
+                    (gamma, beta), (r_mean, r_var) = norms[k], stats[k]
+                    mean, var = x.mean(0), x.var(0)
+                    x = gamma * (x - mean) * jax.lax.rsqrt(var + 1e-5) + beta
+                    unbiased = var * (x.shape[0] / (x.shape[0] - 1))
+                    new_stats.append((0.9 * r_mean + 0.1 * mean, 0.9 * r_var + 0.1 * unbiased))
+                x = jax.nn.relu(x)
+                if workload.regularised:
+                    key, sub = jax.random.split(key)
+                    keep = jax.random.bernoulli(sub, 1.0 - DROPOUT, x.shape)
+                    x = jnp.where(keep, x / (1.0 - DROPOUT), 0.0)
+            return x, new_stats
 
-        def step(params, state, x, t):
-            grads = jax.grad(loss)(params, x, t)
-            updates, state = self.tx.update(grads, state, params)
-            return optax.apply_updates(params, updates), state
+        def loss(trainable, stats, key, x, t):
+            z, new_stats = train_forward(trainable, stats, key, x)
+            if workload.loss == "mse":
+                value = jnp.mean((jax.nn.sigmoid(z) - t) ** 2)
+            else:
+                value = optax.softmax_cross_entropy_with_integer_labels(z, t).mean()
+            return value, new_stats
+
+        def step(carry, x, t):
+            trainable, state, stats, key = carry
+            key, sub = jax.random.split(key)
+            grads, new_stats = jax.grad(loss, has_aux=True)(trainable, stats, sub, x, t)
+            updates, state = self.tx.update(grads, state, trainable)
+            return optax.apply_updates(trainable, updates), state, new_stats, key
 
         self.forward, self.step = forward, step
 
@@ -186,9 +229,8 @@ class _Jax:
     def infer(self, batch):
         if not hasattr(self, "_predict"):
             self._predict = self.jax.jit(lambda p, x: self.jnp.argmax(self.forward(p, x), 1))
-        out = [
-            self._predict(self.params, self.X[s : s + batch]) for s in range(0, len(self.X), batch)
-        ]
+        params = self.carry[0][0]
+        out = [self._predict(params, self.X[s : s + batch]) for s in range(0, len(self.X), batch)]
         return [o.block_until_ready() for o in out]
 
 
@@ -201,17 +243,17 @@ class JaxJitStep(_Jax):
         super().__init__(workload, X, y)
         X_all, y_all = self.X, self.y
 
-        def batch_step(params, state, idx):
-            return self.step(params, state, X_all[idx], y_all[idx])
+        def batch_step(carry, idx):
+            return self.step(carry, X_all[idx], y_all[idx])
 
         self.jit_step = self.jax.jit(batch_step)
 
     def epoch(self):
         perm, b = self._perm(), self.w.batch_size
-        params, state = self.params, self.state
+        carry = self.carry
         for start in range(0, self.X.shape[0], b):
-            params, state = self.jit_step(params, state, perm[start : start + b])
-        self.params, self.state = self.jax.block_until_ready((params, state))
+            carry = self.jit_step(carry, perm[start : start + b])
+        self.carry = self.jax.block_until_ready(carry)
 
 
 class JaxScanEpoch(_Jax):
@@ -224,25 +266,26 @@ class JaxScanEpoch(_Jax):
         jax, b = self.jax, workload.batch_size
         X_all, y_all = self.X, self.y
 
-        def epoch(params, state, perm):
+        def epoch(carry, perm):
             batches = perm[: (perm.shape[0] // b) * b].reshape(-1, b)
 
             def body(carry, idx):
-                return self.step(*carry, X_all[idx], y_all[idx]), None
+                return self.step(carry, X_all[idx], y_all[idx]), None
 
-            return jax.lax.scan(body, (params, state), batches)[0]
+            return jax.lax.scan(body, carry, batches)[0]
 
         self.jit_epoch = jax.jit(epoch)
 
     def epoch(self):
-        out = self.jit_epoch(self.params, self.state, self._perm())
-        self.params, self.state = self.jax.block_until_ready(out)
+        self.carry = self.jax.block_until_ready(self.jit_epoch(self.carry, self._perm()))
 
 
 class NumpyByHand:
-    """A plain NumPy MLP: matmuls, the same fused formulas, Adam/SGD over arrays."""
+    """A plain NumPy MLP: matmuls, the same fused formulas, Adam/SGD over arrays (dense
+    layers only: not for the regularised workload)."""
 
     name = "NumPy by hand"
+    regularised = False
 
     def __init__(self, workload, X, y):
         import numpy as np
@@ -415,8 +458,10 @@ def measure(workload_name, repeats, scale, threads, libraries=LIBRARIES, settle=
         if inference and cls is JaxScanEpoch:
             continue
         module = REQUIRES.get(cls)
-        if (module and importlib.util.find_spec(module) is None) or (
-            cls is TorchCuda and not _torch_has_cuda()
+        if (
+            (module and importlib.util.find_spec(module) is None)
+            or (cls is TorchCuda and not _torch_has_cuda())
+            or (workload.regularised and not getattr(cls, "regularised", True))
         ):
             rates[cls.name] = None
             continue
@@ -494,9 +539,15 @@ def main(argv=None):
             libraries = [FastDNN] + [
                 SHORT_NAMES[n] for n in args.libraries.split(",") if n != "fastdnn"
             ]
+        fastdnn_rates = {}
         for name in args.workloads.split(","):
             workload, rates = measure(name, repeats, scale, args.threads, libraries, args.settle)
             print(table(name, workload, rates, ceiling), flush=True)
+            fastdnn_rates[name] = statistics.median(rates["fastdnn"])
+        if "M" in fastdnn_rates and "MD" in fastdnn_rates:
+            cost = fastdnn_rates["M"] / fastdnn_rates["MD"] - 1
+            print(f"\nfastdnn: an epoch of MD takes {cost:+.1%} the time of one of M "
+                  "(BatchNorm + Dropout's cost; target at most +15%)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 |---|---|---|---|
 | S | 64-128-10, ReLU | softmax cross-entropy | Adam, 32 |
 | M | 784-512-256-10, ReLU | softmax cross-entropy | Adam, 128 |
+| MD | M with BatchNorm + ReLU and Dropout 0.2 after each hidden layer | as M | as M |
 | L | 784-2048-2048-10, ReLU | softmax cross-entropy | SGD momentum 0.9, 512 |
 | AE | 784-256-32-256-784, ReLU | sigmoid output, MSE | Adam, 256 |
 | INF | forward + argmax of M | - | batches of 4096 |
@@ -19,6 +20,8 @@ import numpy as np
 
 import fastdnn as fd
 
+DROPOUT = 0.2
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -31,6 +34,8 @@ class Workload:
     optimizer: str
     batch_size: int
     n_samples: int
+    #: Each hidden layer is Dense (linear), BatchNorm with the ReLU, then Dropout(DROPOUT).
+    regularised: bool = False
 
     @property
     def weights(self):
@@ -65,10 +70,17 @@ class Workload:
     def fastdnn_model(self, seed=0, device="cpu"):
         """The compiled ``fastdnn.Sequential`` of this workload on ``device``."""
         n = len(self.sizes) - 1
-        layers = [
-            fd.Dense(self.sizes[i], self.sizes[i + 1], "relu" if i < n - 1 else self.output)
-            for i in range(n)
-        ]
+        layers = []
+        for i in range(n - 1):
+            if self.regularised:
+                layers += [
+                    fd.Dense(self.sizes[i], self.sizes[i + 1]),
+                    fd.BatchNorm(self.sizes[i + 1], activation="relu"),
+                    fd.Dropout(DROPOUT),
+                ]
+            else:
+                layers.append(fd.Dense(self.sizes[i], self.sizes[i + 1], "relu"))
+        layers.append(fd.Dense(self.sizes[-2], self.sizes[-1], self.output))
         model = fd.Sequential(layers, seed=seed, device=device)
         name, kwargs = self.optimizer_hyper()
         optimizer = fd.SGD(**kwargs) if name == "sgd" else fd.Adam(**kwargs)
@@ -79,6 +91,9 @@ class Workload:
 WORKLOADS = {
     "S": Workload("S", (64, 128, 10), "softmax", "cross_entropy", "adam", 32, 16384),
     "M": Workload("M", (784, 512, 256, 10), "softmax", "cross_entropy", "adam", 128, 8192),
+    "MD": Workload(
+        "MD", (784, 512, 256, 10), "softmax", "cross_entropy", "adam", 128, 8192, regularised=True
+    ),
     "L": Workload("L", (784, 2048, 2048, 10), "softmax", "cross_entropy", "sgd", 512, 4096),
     "AE": Workload("AE", (784, 256, 32, 256, 784), "sigmoid", "mse", "adam", 256, 8192),
 }

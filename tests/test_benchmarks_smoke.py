@@ -101,15 +101,19 @@ def test_peer_comparison_prints_a_table_per_workload():
     # In a child process: the script pins its process to the thread count and sets thread
     # variables, which must not leak into the test session.
     result = subprocess.run(
-        [sys.executable, "-m", "asv_benchmarks.peers", "--quick", "--workloads", "S,INF",
-         "--libraries", "fastdnn,numpy", "--settle", "0", "--threads", "1"],
+        [sys.executable, "-m", "asv_benchmarks.peers", "--quick", "--workloads", "S,MD,INF",
+         "--libraries", "fastdnn,torch,numpy", "--settle", "0", "--threads", "1"],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    for heading in ("### S: 64-128-10", "### INF: 784-512-256-10"):
+    for heading in ("### S: 64-128-10", "### MD: 784-512-256-10", "### INF: 784-512-256-10"):
         assert heading in result.stdout
-    assert result.stdout.count("| fastdnn |") == 2
-    assert result.stdout.count("| NumPy by hand |") == 2
+    assert result.stdout.count("| fastdnn |") == 3
+    assert result.stdout.count("| NumPy by hand |") == 3
+    # The regularised workload has no NumPy twin; PyTorch's has BatchNorm1d and Dropout.
+    assert result.stdout.count("| NumPy by hand | not available") == 1
+    torch_rows = result.stdout.count("| PyTorch eager | not available")
+    assert torch_rows == (0 if importlib.util.find_spec("torch") else 3)
 
 
 def test_sklearn_comparison_prints_its_table():

@@ -30,15 +30,18 @@ def _mix64(z):
 
 def dropout_mask(model, layer, step, rows, n):
     """The mask of ``model``'s dropout layer ``layer`` in update number ``step`` (1-based):
-    element ``e = i * n + j`` of the batch is dropped when the top 32 bits of
-    ``mix64(layer_key + e * golden)`` fall below ``rate * 2**32``."""
+    element ``e = i * n + j`` of the batch is dropped when 32 bits of
+    ``h = mix64(layer_key + (e // 2) * golden)`` (the top half for an even ``e``, the bottom
+    half for an odd one) fall below ``rate * 2**32``."""
     rate = model.layers[layer].rate
     with np.errstate(over="ignore"):
         step_hash = _mix64(np.array([step], np.uint64) * _GOLDEN)
         batch_key = _mix64(np.array([model._mask_key], np.uint64) ^ step_hash)
         layer_key = _mix64(batch_key + np.uint64(layer + 1) * _GOLDEN)
         elements = np.arange(rows * n, dtype=np.uint64)
-        bits = _mix64(layer_key + elements * _GOLDEN) >> np.uint64(32)
+        h = _mix64(layer_key + (elements // np.uint64(2)) * _GOLDEN)
+    odd = (elements % np.uint64(2)).astype(bool)
+    bits = np.where(odd, h & np.uint64(0xFFFFFFFF), h >> np.uint64(32))
     keep = bits >= np.uint64(int(rate * 4294967296.0))
     return (keep * (1.0 / (1.0 - rate))).reshape(rows, n)
 

@@ -50,20 +50,31 @@ def layer_mask_key(batch_key, layer):
 def dropout_forward(X, rate, key, Z, A):
     """Inverted dropout of ``X`` into ``A``; the mask (0 or ``1 / (1 - rate)``) into ``Z``.
 
-    Element ``e = i * n + j`` is dropped when the top 32 bits of ``mix64(key + e * golden)`` fall
-    below ``rate * 2**32``.
+    Element ``e = i * n + j`` is dropped when 32 bits of ``h = mix64(key + (e // 2) * golden)``
+    fall below ``rate * 2**32``: the top half of ``h`` for an even ``e``, the bottom half for
+    an odd one (one hash serves two elements). The arrays are C-contiguous.
     """
-    rows, n = X.shape
+    x, z, a = X.reshape(X.size), Z.reshape(Z.size), A.reshape(A.size)
     threshold = np.uint64(rate * 4294967296.0)
+    low = np.uint64(0xFFFFFFFF)
     keep = X.dtype.type(1.0 / (1.0 - rate))
     zero = X.dtype.type(0.0)
-    for i in range(rows):
-        base = key + np.uint64(i * n) * _GOLDEN
-        for j in range(n):
-            bits = mix64(base + np.uint64(j) * _GOLDEN) >> _S32
-            m = keep if bits >= threshold else zero
-            Z[i, j] = m
-            A[i, j] = X[i, j] * m
+    n_pairs = x.size // 2
+    for p in range(n_pairs):
+        h = mix64(key + np.uint64(p) * _GOLDEN)
+        e = 2 * p
+        m = keep if (h >> _S32) >= threshold else zero
+        z[e] = m
+        a[e] = x[e] * m
+        m = keep if (h & low) >= threshold else zero
+        z[e + 1] = m
+        a[e + 1] = x[e + 1] * m
+    if x.size % 2:
+        e = x.size - 1
+        h = mix64(key + np.uint64(n_pairs) * _GOLDEN)
+        m = keep if (h >> _S32) >= threshold else zero
+        z[e] = m
+        a[e] = x[e] * m
 
 
 @njit(**JIT_OPTIONS)
