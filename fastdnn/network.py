@@ -144,13 +144,6 @@ class Sequential:
                 raise ValueError(
                     f"softmax is only allowed on the last layer; layer {i} of {len(layers)} uses it"
                 )
-        if device == "cuda":
-            for i, layer in enumerate(layers):
-                if not isinstance(layer, Dense):
-                    raise ValueError(
-                        f"device='cuda' runs Dense layers only so far; layer {i} is "
-                        f"{type(layer).__name__} (use device='cpu')"
-                    )
         if seed is not None and (
             isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
         ):
@@ -357,7 +350,7 @@ class Sequential:
             When set (positive, finite), every update's gradient is scaled so that its global
             L2 norm, over all parameters, is at most ``clipnorm`` before the optimizer step:
             ``torch.nn.utils.clip_grad_norm_(model.parameters(), clipnorm)``. The L1/L2
-            penalty, folded into the optimizer step, is not clipped. CPU only so far.
+            penalty, folded into the optimizer step, is not clipped.
 
         Raises
         ------
@@ -383,8 +376,6 @@ class Sequential:
         loss_weight = positive_finite_scalar(loss_weight, "loss_weight")
         if clipnorm is not None:
             clipnorm = positive_finite_scalar(clipnorm, "clipnorm")
-            if self.device != "cpu":
-                raise ValueError("clipnorm is implemented on device='cpu' only so far")
         self.loss, self.optimizer, self.l1, self.l2 = loss, optimizer, l1, l2
         self.loss_weight, self.clipnorm = loss_weight, clipnorm
         self._state = np.zeros((optimizer.n_slots, self._params.size), dtype=self.dtype)
@@ -764,7 +755,8 @@ class Sequential:
         written into the flat buffer ``grads`` (the L-BFGS solver calls this many times)."""
         with self._borrowed_scratch() as scratch:
             if self.device == "cuda":
-                loss_sum, _, grads[:] = self._inference_engine(scratch).gradients(X, Y, weight)
+                engine = self._inference_engine(scratch)
+                loss_sum, _, grads[:] = engine.gradients(X, Y, weight, training)
             else:
                 names = ("gradient Z", "gradient A", "gradient D")
                 ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], names, scratch)
@@ -917,19 +909,23 @@ class Sequential:
         """``(loss code, optimizer code, optimizer slots, l1, l2, loss weight)`` of a CUDA engine
         for the ``compile`` settings (an inference-only engine's before ``compile``)."""
         if self.loss is None:
-            return _loss_kernels.MSE, _opt_kernels.SGD, 0, self.l1, self.l2, self.loss_weight
+            return _loss_kernels.MSE, _opt_kernels.SGD, 0, self.l1, self.l2, self.loss_weight, None
         opt = self.optimizer
-        return LOSSES[self.loss], opt.code, opt.n_slots, self.l1, self.l2, self.loss_weight
+        return (
+            LOSSES[self.loss], opt.code, opt.n_slots, self.l1, self.l2, self.loss_weight,
+            self.clipnorm,
+        )  # fmt: skip
 
     def _cuda_engine(self):
         """A new :class:`fastdnn.backends.cuda.CudaEngine` for this network and its
         ``compile`` settings; nothing is on the device until its ``upload``."""
         from .backends.cuda import CudaEngine
 
-        *settings, loss_weight = self._cuda_engine_settings()
+        *settings, loss_weight, clipnorm = self._cuda_engine_settings()
         return CudaEngine(
             self._sizes, self._acts, self._w_off, self._b_off, self._n_weights, *settings,
-            self.dtype, loss_weight=loss_weight,
+            self.dtype, loss_weight=loss_weight, layers=self._net, n_running=self._running.size,
+            mask_key=self._mask_key, clipnorm=clipnorm,
         )  # fmt: skip
 
     def _inference_engine(self, scratch):
@@ -941,9 +937,11 @@ class Sequential:
         """
         engine = scratch.cuda_engine(self._cuda_engine_settings(), self._cuda_engine)
         if engine.params is None:
-            engine.upload(self._params)
+            engine.upload(self._params, running=self._running)
         else:
             engine.set_params(self._params)
+            engine.set_running(self._running)
+        engine.step = int(self._step[0])  # the dropout masks of the next update
         return engine
 
     def to_onnx(self, path, opset=17):
@@ -1111,7 +1109,7 @@ class _CudaEpochRunner(_EpochRunner):
         self.n_batches = -(-X.shape[0] // batch_size)
         self.comm_seconds = 0.0
         self.engine = model._cuda_engine()
-        self.engine.upload(model._params, model._state, model._step)
+        self.engine.upload(model._params, model._state, model._step, model._running)
         self.data = self.engine.dataset(X, Y, weight)
         self._validation = None
         self._stats = None
@@ -1141,10 +1139,12 @@ class _CudaEpochRunner(_EpochRunner):
     def sync(self):
         m = self.model
         _, _, step = self.engine.download(m._params, m._state)
+        self.engine.download_running(m._running)
         m._step[0] = step
 
     def reload(self):
         self.engine.set_params(self.model._params)
+        self.engine.set_running(self.model._running)
 
 
 _io.register("Sequential", Sequential._from_archive)

@@ -29,7 +29,7 @@ def _numba_type(text):
 
 def _kernels(qualname, dtype):
     """``{configuration: dispatcher}`` of the production kernels behind ``qualname``."""
-    from fastdnn.kernels.cuda import activations, batches, dense, losses, optimizers
+    from fastdnn.kernels.cuda import activations, batches, dense, layers, losses, optimizers
 
     name = qualname.rsplit(".", 1)[-1]
     if qualname.startswith("gemm_kernels."):
@@ -40,7 +40,7 @@ def _kernels(qualname, dtype):
         return {"256 threads": getattr(losses.loss_kernels(dtype, 256), name)}
     if qualname.startswith("param_kernels."):
         return {"256 threads": getattr(optimizers.param_kernels(dtype, 256), name)}
-    for module in (activations, batches, optimizers):
+    for module in (activations, batches, layers, optimizers):
         if hasattr(module, name):
             return {"": getattr(module, name)}
     raise LookupError(f"no CUDA kernel named {qualname}")

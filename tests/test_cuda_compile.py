@@ -66,19 +66,19 @@ def _record_launches(monkeypatch):
     return launches
 
 
-def _exercise_engine(loss, output, optimizer, dtype):
-    model = fd.Sequential(
-        [fd.Dense(4, 5, activation="tanh"), fd.Dense(5, 3, activation=output)],
-        dtype=dtype,
-        seed=0,
-    )
-    model.compile(loss, optimizer, l1=1e-3, l2=1e-3)
+def _exercise_engine(loss, output, optimizer, dtype, layers=False):
+    hidden = [fd.Dense(4, 5, activation="tanh")]
+    if layers:  # every other layer kind, and clipping
+        hidden = [fd.Dense(4, 5), fd.BatchNorm(5, activation="tanh"), fd.Dropout(0.25),
+                  fd.Dense(5, 5), fd.LayerNorm(5, activation="relu")]  # fmt: skip
+    model = fd.Sequential([*hidden, fd.Dense(5, 3, activation=output)], dtype=dtype, seed=0)
+    model.compile(loss, optimizer, l1=1e-3, l2=1e-3, clipnorm=0.5 if layers else None)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((6, 4))
     y = rng.integers(0, 3, 6) if loss == "cross_entropy" else rng.random((6, 3))
     X, Y, weight = model._data(X, (y > 0.5) * 1.0 if loss == "binary_cross_entropy" else y, None)
     engine = model._cuda_engine()
-    engine.upload(model._params, model._state, model._step)
+    engine.upload(model._params, model._state, model._step, model._running)
     hyper = model.optimizer.hyperparameters(model.dtype)
     for resident in (True, False):
         data = engine.dataset(X, Y, weight, resident=resident)
@@ -86,6 +86,7 @@ def _exercise_engine(loss, output, optimizer, dtype):
         engine.evaluate(data, batch_size=4)
         engine.predict(data, batch_size=4)
     engine.gradients(X, Y, weight)
+    engine.gradients(X, Y, weight, training=True)
     engine.penalty()
 
 
@@ -106,11 +107,16 @@ def test_every_launched_kernel_compiles_for_a_gpu(monkeypatch, tmp_path):
     for loss, output, optimizer in CASES:
         for dtype in ("float32", "float64"):
             _exercise_engine(loss, output, optimizer, dtype)
+    for dtype in ("float32", "float64"):
+        _exercise_engine(*CASES[0], dtype, layers=True)
     names = {qualname.rsplit(".", 1)[-1] for _, qualname, _ in launches}
     # The run reached every kernel of the device path.
     assert names == {
         "gather_batch", "forward", "weight_grad", "backward", "cross_entropy", "elementwise",
-        "optimizer_step", "output_activation", "stats",
+        "optimizer_step", "output_activation", "stats", "batch_norm_forward",
+        "batch_norm_backward", "layer_norm_forward", "layer_norm_backward_rows",
+        "layer_norm_backward_params", "dropout_forward", "dropout_identity", "dropout_backward",
+        "squared_norm", "clip_by_norm",
     }  # fmt: skip
     path = tmp_path / "launches.json"
     path.write_text(json.dumps(sorted(launches)))

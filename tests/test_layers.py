@@ -561,14 +561,6 @@ def test_bad_calls_are_rejected_and_change_nothing(call, error, match):
     assert model.clipnorm == 2.0 and model.loss == "cross_entropy"
 
 
-def test_new_layers_on_cuda_are_refused_clearly(monkeypatch):
-    import fastdnn.backends.cuda as cuda_backend
-
-    monkeypatch.setattr(cuda_backend, "require_cuda", lambda: None)
-    with pytest.raises(ValueError, match="layer 1 is BatchNorm"):
-        fd.Sequential(_layers(fd.BatchNorm(6)), device="cuda")
-
-
 # ----------------------------------------------------------------------------- estimators
 @pytest.fixture(scope="module")
 def digits():

@@ -263,6 +263,17 @@ class CudaEngine:
     max_resident_bytes : int, optional
         Data sets up to this size are copied to the device once; larger ones are streamed batch
         by batch. Default: half the device memory free when the data set is built.
+    layers : kernels.cpu.network.Net, optional
+        The network's layer table, for networks with normalisation or dropout layers
+        (``sizes``, ``acts``, ``w_off``, ``b_off`` are then its ``sizes``, ``acts``,
+        ``p_off``, ``q_off``). Default: every layer dense.
+    n_running : int, default 0
+        Size of the running-statistics buffer the table's ``s_off`` index.
+    mask_key : int, default 0
+        The model's dropout key (``Sequential._mask_key``): batch ``t`` of a fit draws the
+        masks of ``kernels.cpu.layers.batch_mask_key(mask_key, t)``, as on the CPU.
+    clipnorm : float or None, default None
+        Global gradient-norm clipping before every update, as ``Sequential.compile``.
 
     Notes
     -----
@@ -273,12 +284,17 @@ class CudaEngine:
     def __init__(
         self, sizes, acts, w_off, b_off, n_weights, loss_code, opt_code, n_slots, l1=0.0, l2=0.0,
         dtype="float32", *, loss_weight=1.0, tile=None, threads=None, max_resident_bytes=None,
+        layers=None, n_running=0, mask_key=0, clipnorm=None,
     ):  # fmt: skip
         require_cuda()
+        from ..kernels.cpu import layers as cpu_layers
+        from ..kernels.cpu import network as cpu_network
         from ..kernels.cuda import activations, batches, dense, losses, optimizers
+        from ..kernels.cuda import layers as cuda_layers
 
         self._k_act, self._k_batch, self._k_dense = activations, batches, dense
-        self._k_loss, self._k_opt = losses, optimizers
+        self._k_loss, self._k_opt, self._k_layers = losses, optimizers, cuda_layers
+        self._kinds_module, self._cpu_layers = cpu_network, cpu_layers
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -289,6 +305,19 @@ class CudaEngine:
         self.n_layers = len(self.acts)
         if len(self.sizes) != self.n_layers + 1:
             raise ValueError("sizes must hold one more entry than acts")
+        if layers is None:
+            self.kinds = [cpu_network.DENSE] * self.n_layers
+            self.s_off = [-1] * self.n_layers
+            self.layer_eps = self.layer_momentum = self.layer_rate = [0.0] * self.n_layers
+        else:
+            self.kinds = [int(k) for k in layers.kinds]
+            self.s_off = [int(o) for o in layers.s_off]
+            self.layer_eps = [float(v) for v in layers.eps]
+            self.layer_momentum = [float(v) for v in layers.momentum]
+            self.layer_rate = [float(v) for v in layers.rate]
+        self.n_running = int(n_running)
+        self.mask_key = np.uint64(mask_key)
+        self.clipnorm = None if clipnorm is None else float(clipnorm)
         self.n_weights = int(n_weights)
         self.n_params = self.b_off[-1] + self.sizes[-1]
         self.loss_code = int(loss_code)
@@ -328,8 +357,9 @@ class CudaEngine:
         self._saved = None
 
     # ----------------------------------------------------------------------------- buffers
-    def upload(self, params, state=None, step=0):
-        """Copy the parameters, the optimizer state and the step count to the device.
+    def upload(self, params, state=None, step=0, running=None):
+        """Copy the parameters, the optimizer state, the step count and the running statistics
+        to the device.
 
         Allocates the device buffers on the first call.
 
@@ -341,11 +371,17 @@ class CudaEngine:
             Optimizer state; zeros when None.
         step : int or ndarray (1,), default 0
             Updates applied so far (Adam's bias corrections continue from it).
+        running : ndarray (n_running,), optional
+            Batch normalisations' running statistics; kept as they are when None.
         """
         params = self._host_params(params)
         if self.params is None:
             self.params = cuda.to_device(params)
             self.grads = cuda.device_array(self.n_params, dtype=self.dtype)
+            # At least one entry each: the kernels take them even where no layer uses them.
+            self.running = cuda.device_array(max(self.n_running, 1), dtype=self.dtype)
+            self._moments = cuda.device_array(max(self.n_running, 1), dtype=self.dtype)
+            self._clip_sq = cuda.device_array(1, dtype=np.float64)
             # At least one row: plain SGD has no state but the kernel takes a 2-D array.
             self.state = cuda.device_array((max(self.n_slots, 1), self.n_params), self.dtype)
             self._hyper = cuda.device_array(8, dtype=self.dtype)
@@ -360,8 +396,30 @@ class CudaEngine:
                     self.n_slots, self.n_params
                 )
             self.state.copy_to_device(host_state)
+        if running is not None:
+            self.set_running(running)
         self.step = int(np.asarray(step).reshape(-1)[0])
         self._saved = None
+
+    def set_running(self, running):
+        """Replace the running statistics on the device."""
+        self._require_uploaded()
+        running = np.ascontiguousarray(running, dtype=self.dtype).reshape(-1)
+        if running.size != self.n_running:
+            raise ValueError(
+                f"running has {running.size} entries, the network needs {self.n_running}"
+            )
+        if running.size:
+            self.running[: running.size].copy_to_device(running)
+
+    def download_running(self, out=None):
+        """The running statistics, into ``out`` when given."""
+        self._require_uploaded()
+        if out is None:
+            out = np.empty(self.n_running, dtype=self.dtype)
+        if self.n_running:
+            self.running[: self.n_running].copy_to_host(out.reshape(-1))
+        return out
 
     def set_params(self, params):
         """Replace only the parameters on the device (state and step are kept), e.g. after a
@@ -405,26 +463,30 @@ class CudaEngine:
         return params, state, self.step
 
     def snapshot(self):
-        """Keep a device copy of the parameters, state and step (see :meth:`restore`)."""
+        """Keep a device copy of the parameters, state, running statistics and step (see
+        :meth:`restore`)."""
         self._require_uploaded()
         if self._saved is None:
             self._saved = (
                 cuda.device_array_like(self.params),
                 cuda.device_array_like(self.state),
+                cuda.device_array_like(self.running),
                 self.step,
             )
-        saved_params, saved_state, _ = self._saved
+        saved_params, saved_state, saved_running, _ = self._saved
         saved_params.copy_to_device(self.params)
         saved_state.copy_to_device(self.state)
-        self._saved = (saved_params, saved_state, self.step)
+        saved_running.copy_to_device(self.running)
+        self._saved = (saved_params, saved_state, saved_running, self.step)
 
     def restore(self):
         """Return to the last :meth:`snapshot` (device to device; nothing crosses the bus)."""
         if self._saved is None:
             raise RuntimeError("restore() needs an earlier snapshot()")
-        saved_params, saved_state, step = self._saved
+        saved_params, saved_state, saved_running, step = self._saved
         self.params.copy_to_device(saved_params)
         self.state.copy_to_device(saved_state)
+        self.running.copy_to_device(saved_running)
         self.step = step
 
     def param_stats(self):
@@ -607,6 +669,7 @@ class CudaEngine:
             self._Xbuf = cuda.device_array(rows * self.sizes[0], dtype=self.dtype)
             self._Ybuf = cuda.device_array(rows * self.sizes[-1], dtype=self.dtype)
             self._Wbuf = cuda.device_array(rows, dtype=self.dtype)
+            self._row_moments = cuda.device_array(2 * rows, dtype=self.dtype)
             self._ws_rows = rows
         offsets = [0]
         for size in self.sizes[1:-1]:
@@ -618,9 +681,12 @@ class CudaEngine:
         if n_batches > self._parts_size:
             self._loss_parts = cuda.device_array(n_batches, dtype=self.dtype)
             self._correct_parts = cuda.device_array(n_batches, dtype=np.int32)
+            self._clip_parts = cuda.device_array(n_batches, dtype=np.float64)
             self._parts_size = n_batches
         self._loss_parts[:n_batches].copy_to_device(np.zeros(n_batches, dtype=self.dtype))
         self._correct_parts[:n_batches].copy_to_device(np.zeros(n_batches, dtype=np.int32))
+        if self.clipnorm is not None:
+            self._clip_parts[:n_batches].copy_to_device(np.zeros(n_batches, dtype=np.float64))
 
     def _require_uploaded(self):
         if self.params is None:
@@ -635,19 +701,64 @@ class CudaEngine:
             )
 
     # ----------------------------------------------------------------------------- passes
-    def _forward(self, X, x_off, rows, ws, last_act):
+    def _forward(self, X, x_off, rows, ws, last_act, training=False, update=False, key=None):
         """Every layer on ``rows`` rows of ``X`` (flat, at ``x_off``); the last layer stores
-        only ``Z`` unless ``last_act`` (then ``A = f(Z)`` too, for elementwise codes)."""
+        only ``Z`` unless ``last_act`` (then ``A = f(Z)`` too, for elementwise codes).
+
+        ``training`` selects batch statistics and dropout, ``update`` (with it) moves the
+        running statistics, ``key`` is the batch's dropout key (``batch_mask_key``), as in
+        ``kernels.cpu.network.forward``.
+        """
         L = self.n_layers
+        net = self._kinds_module
         layer_in, in_off = X, x_off
         for layer in range(L):
             n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
-            store = 1 if (layer < L - 1 or last_act) else 0
-            self._gemm("forward", rows, n_out)(
-                layer_in, in_off, self.params, self.w_off[layer], self.b_off[layer], self._Zbuf,
-                ws[layer], self._Abuf, ws[layer], rows, n_in, n_out, self.acts[layer], store,
-            )  # fmt: skip
+            kind = self.kinds[layer]
+            if kind == net.DENSE:
+                store = 1 if (layer < L - 1 or last_act) else 0
+                self._gemm("forward", rows, n_out)(
+                    layer_in, in_off, self.params, self.w_off[layer], self.b_off[layer],
+                    self._Zbuf, ws[layer], self._Abuf, ws[layer], rows, n_in, n_out,
+                    self.acts[layer], store,
+                )  # fmt: skip
+            else:
+                self._layer_forward(layer, kind, rows, ws, training, update, key)
             layer_in, in_off = self._Abuf, ws[layer]
+
+    def _layer_forward(self, layer, kind, rows, ws, training, update, key):
+        """A normalisation or dropout layer's forward kernel (input: the previous layer's A)."""
+        net, k, t = self._kinds_module, self._k_layers, self.dtype.type
+        n = self.sizes[layer + 1]
+        nt = self.threads
+        x_off, z_off = ws[layer - 1], ws[layer]
+        p, q, s = self.w_off[layer], self.b_off[layer], self.s_off[layer]
+        if kind == net.BATCH_NORM:
+            self._launch(k.batch_norm_forward, -(-n // nt), nt)(
+                self._Abuf, x_off, self._Zbuf, self._Abuf, z_off, self.params, p, q,
+                self.running, s, self._moments, rows, n, t(self.layer_eps[layer]),
+                t(self.layer_momentum[layer]), t(1.0 / rows),
+                t(rows / (rows - 1) if rows > 1 else 1.0), bool(training), bool(update),
+                self.acts[layer],
+            )  # fmt: skip
+        elif kind == net.LAYER_NORM:
+            self._launch(k.layer_norm_forward, -(-rows // nt), nt)(
+                self._Abuf, x_off, self._Zbuf, self._Abuf, z_off, self.params, p, q, rows, n,
+                t(self.layer_eps[layer]), t(1.0 / n), self.acts[layer],
+            )  # fmt: skip
+        else:
+            size = rows * n
+            rate = self.layer_rate[layer]
+            if training and rate > 0:
+                layer_key = np.uint64(self._cpu_layers.layer_mask_key(key, layer))
+                self._launch(k.dropout_forward, -(-((size + 1) // 2) // nt), nt)(
+                    self._Abuf, x_off, self._Zbuf, self._Abuf, z_off, size,
+                    np.uint64(rate * 4294967296.0), t(1.0 / (1.0 - rate)), layer_key,
+                )  # fmt: skip
+            else:
+                self._launch(k.dropout_identity, -(-size // nt), nt)(
+                    self._Abuf, x_off, self._Abuf, z_off, size
+                )
 
     def _loss(self, Y, y_off, weight, w_off, rows, ws, scale, write_delta, slot):
         """The fused output loss (and delta) of the batch into slot ``slot``."""
@@ -668,13 +779,18 @@ class CudaEngine:
                 self._correct_parts, slot,
             )  # fmt: skip
 
-    def _backward(self, X, x_off, rows, ws):
+    def _backward(self, X, x_off, rows, ws, training=False):
         """``dW``, ``db`` of every layer and the deltas below the output into the gradient
-        buffer and ``Dbuf``; the output delta is already in ``Dbuf``. A hidden layer's two
-        gradients take one launch; the first layer's (no delta below it) its own."""
+        buffer and ``Dbuf``; the output delta is already in ``Dbuf``. A hidden dense layer's
+        two gradients take one launch; the first layer's (no delta below it) its own; the
+        other kinds run their backward kernels in the mode ``training`` of the forward pass."""
+        net = self._kinds_module
         for layer in range(self.n_layers - 1, -1, -1):
             n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
-            if layer == 0:
+            kind = self.kinds[layer]
+            if kind != net.DENSE:
+                self._layer_backward(layer, kind, rows, ws, training)
+            elif layer == 0:
                 self._gemm("weight_grad", n_out, n_in + 1)(
                     self._Dbuf, ws[layer], X, x_off, self.grads, self.w_off[layer],
                     self.b_off[layer], rows, n_in, n_out,
@@ -685,6 +801,52 @@ class CudaEngine:
                     self.grads, self._Dbuf, ws[layer - 1], self._Zbuf, self._Abuf, rows, n_in,
                     n_out, self.acts[layer - 1],
                 )  # fmt: skip
+
+    def _layer_backward(self, layer, kind, rows, ws, training):
+        """A normalisation or dropout layer's gradients, and the delta of the layer below it
+        (its activation derivative included)."""
+        net, k, t = self._kinds_module, self._k_layers, self.dtype.type
+        n = self.sizes[layer + 1]
+        nt = self.threads
+        x_off, d_off = ws[layer - 1], ws[layer]
+        p, q, s = self.w_off[layer], self.b_off[layer], self.s_off[layer]
+        prev_act = self.acts[layer - 1]
+        Z, A, D = self._Zbuf, self._Abuf, self._Dbuf
+        if kind == net.BATCH_NORM:
+            self._launch(k.batch_norm_backward, -(-n // nt), nt)(
+                A, x_off, D, d_off, self.params, p, self._moments, s, self.grads, q, rows, n,
+                t(1.0 / rows) if training else t(0.0), D, Z, A, prev_act,
+            )  # fmt: skip
+        elif kind == net.LAYER_NORM:
+            eps, inv_n = t(self.layer_eps[layer]), t(1.0 / n)
+            self._launch(k.layer_norm_backward_rows, -(-rows // nt), nt)(
+                A, x_off, D, d_off, self.params, p, rows, n, eps, inv_n, self._row_moments, D,
+                Z, A, prev_act,
+            )  # fmt: skip
+            self._launch(k.layer_norm_backward_params, -(-n // nt), nt)(
+                A, x_off, D, d_off, self._row_moments, self.grads, p, q, rows, n
+            )
+        else:
+            size = rows * n
+            masked = bool(training and self.layer_rate[layer] > 0)
+            self._launch(k.dropout_backward, -(-size // nt), nt)(
+                D, d_off, Z, masked, D, x_off, size, Z, A, prev_act
+            )
+
+    def _clip(self, slot):
+        """Queue the global-norm clipping of the gradient buffer (``clipnorm``)."""
+        nt = self.threads
+        blocks = max(1, min(-(-self.n_params // nt), 64))
+        k = self._k_layers
+        self._launch(k.squared_norm, blocks, nt)(self.grads, self._clip_parts, slot)
+        blocks = max(1, min(-(-self.n_params // nt), 4096))
+        self._launch(k.clip_by_norm, blocks, nt)(
+            self.grads, self._clip_parts, slot, float(self.clipnorm)
+        )
+
+    def _batch_key(self, step):
+        """The dropout key of update number ``step`` (1-based), as the CPU epoch's."""
+        return np.uint64(self._cpu_layers.batch_mask_key(self.mask_key, step))
 
     def _batch_scale(self, weight_sum):
         """The output delta's factor: loss_weight / (summed weights [* width]), 0 for zero
@@ -793,11 +955,14 @@ class CudaEngine:
                 self._stream_inputs(data.X, order, start, rows)
                 self._Ybuf[: rows * n_out].copy_to_device(data.Y[idx].reshape(-1))
                 self._Wbuf[:rows].copy_to_device(data.weight[idx])
-            self._forward(self._Xbuf, 0, rows, ws, False)
+            step = step0 + b + 1
+            self._forward(self._Xbuf, 0, rows, ws, False, True, True, self._batch_key(step))
             scale = self._batch_scale(float(weight_sums[b]))
             self._loss(self._Ybuf, 0, self._Wbuf, 0, rows, ws, scale, 1, b)
-            self._backward(self._Xbuf, 0, rows, ws)
-            self._optimizer_step(hyper, step0 + b + 1, b)
+            self._backward(self._Xbuf, 0, rows, ws, True)
+            if self.clipnorm is not None:
+                self._clip(b)
+            self._optimizer_step(hyper, step, b)
         loss_parts = self._loss_parts[:n_batches].copy_to_host()
         correct_parts = self._correct_parts[:n_batches].copy_to_host()
         bad = int(self._bad.copy_to_host()[0])
@@ -883,9 +1048,10 @@ class CudaEngine:
             d_out.copy_to_host(out.reshape(-1))
         return out
 
-    def gradients(self, X, Y, sample_weight=None):
+    def gradients(self, X, Y, sample_weight=None, training=False):
         """Loss and gradients of the weighted mean loss over ``(X, Y)`` as one batch, without
-        updating anything (``kernels.cpu.network.forward_backward``).
+        updating anything (``kernels.cpu.network.forward_backward``); ``training``: batch
+        statistics and the dropout masks of the next update.
 
         Returns
         -------
@@ -905,10 +1071,11 @@ class CudaEngine:
         self._stream_inputs(data.X, None, 0, rows)
         self._Ybuf[: rows * n_out].copy_to_device(data.Y.reshape(-1))
         self._Wbuf[:rows].copy_to_device(data.weight)
-        self._forward(self._Xbuf, 0, rows, ws, False)
+        key = self._batch_key(self.step + 1)
+        self._forward(self._Xbuf, 0, rows, ws, False, bool(training), False, key)
         scale = self._batch_scale(float(data.weight.astype(np.float64).sum()))
         self._loss(self._Ybuf, 0, self._Wbuf, 0, rows, ws, scale, 1, 0)
-        self._backward(self._Xbuf, 0, rows, ws)
+        self._backward(self._Xbuf, 0, rows, ws, bool(training))
         loss = float(self._loss_parts[:1].copy_to_host()[0])
         correct = int(self._correct_parts[:1].copy_to_host()[0])
         return loss, correct, self.grads.copy_to_host()
