@@ -112,6 +112,7 @@ def test_peer_comparison_prints_a_table_per_workload():
     assert result.stdout.count("| NumPy by hand |") == 3
     # The regularised workload has no NumPy twin; PyTorch's has BatchNorm1d and Dropout.
     assert result.stdout.count("| NumPy by hand | not available") == 1
+    assert "| fastdnn, M's network |" in result.stdout and "without BatchNorm" in result.stdout
     torch_rows = result.stdout.count("| PyTorch eager | not available")
     assert torch_rows == (0 if importlib.util.find_spec("torch") else 3)
 
