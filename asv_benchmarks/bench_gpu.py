@@ -3,7 +3,7 @@
 Skipped (``NotImplementedError`` in ``setup``) unless a real, usable GPU is present: never under
 the CUDA simulator, which is orders of magnitude too slow to time.
 
-- ``GpuEngineTraining`` drives :class:`fastdnn.backends.cuda.CudaEngine` directly: the data set
+- ``GpuEngineTraining`` drives :class:`fastdnn.engines.cuda.CudaEngine` directly: the data set
   resident on the device, one ``train_epoch`` call per epoch (kernel throughput, no Python model
   layer).
 - ``GpuFitTraining`` times ``Sequential(..., device="cuda").fit`` end to end; it is skipped as
@@ -12,7 +12,7 @@ the CUDA simulator, which is orders of magnitude too slow to time.
 
 import numpy as np
 
-from fastdnn.backends.cuda import gpu_available
+from fastdnn.engines.cuda import gpu_available
 
 from .workloads import WORKLOADS
 
@@ -33,13 +33,13 @@ class GpuEngineTraining:
 
     def setup(self, name):
         _require_gpu()
-        from fastdnn.backends.cuda import cuda
+        from fastdnn.engines.cuda import cuda, new_engine
 
         self.workload = WORKLOADS[name]
         X, y = self.workload.data()
         model = self.workload.fastdnn_model()
         Y = model._targets(y, "y", X.shape[0])
-        self.engine = model._cuda_engine()
+        self.engine = new_engine(model)
         self.engine.upload(model._params, model._state, model._step)
         self.data = self.engine.dataset(X, Y, resident=True)
         self.hyper = model.optimizer.hyperparameters(model.dtype)

@@ -3,6 +3,7 @@
 import numpy as np
 
 import fastdnn as fd
+from fastdnn.engines import cpu as cpu_engine
 from fastdnn.kernels.cpu import network as net
 from fastdnn.kernels.cpu import optimizers as opt
 
@@ -27,7 +28,7 @@ class Dense:
         self.Y = np.eye(n_out, dtype=np.float32)[rng.integers(0, n_out, batch)]
         self.w = np.ones(batch, dtype=np.float32)
         self.m = model
-        self.ws_off, self.Z, self.A, self.D = model._workspace(batch, ("Z", "A", "D"))
+        self.ws_off, self.Z, self.A, self.D = cpu_engine.workspace(model, batch, ("Z", "A", "D"))
         self.grads = np.zeros_like(model._params)
         self.T = np.empty(0, np.float32)  # the sparse first layer's scratch: unused, dense X
         self.time_forward(shape)

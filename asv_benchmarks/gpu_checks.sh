@@ -31,7 +31,7 @@ step setup 60 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total -
     $py -c 'import sys, numba, numba_cuda, numpy, torch, fastdnn;
 print(sys.version.split()[0], \"numba\", numba.__version__, \"numba-cuda\", numba_cuda.__version__,
       \"numpy\", numpy.__version__, \"torch\", torch.__version__, torch.cuda.is_available())
-from fastdnn.backends.cuda import cuda_problem; print(\"cuda_problem:\", cuda_problem())'"
+from fastdnn.engines.cuda import cuda_problem; print(\"cuda_problem:\", cuda_problem())'"
 step tests 300 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py \
     tests/test_cuda_engine.py
 step gemm 90 "$py" -m asv_benchmarks.gpu_gemm --workloads M,L

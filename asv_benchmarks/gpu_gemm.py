@@ -122,7 +122,7 @@ def main(argv=None):
     """Run the sweep and print its table; returns the exit status (1 on a wrong result)."""
     args = PARSER.parse_args(argv)
     if args.simulate:
-        from fastdnn.backends.cuda import simulator_enabled
+        from fastdnn.engines.cuda import simulator_enabled
 
         if not simulator_enabled():
             print("--simulate needs NUMBA_ENABLE_CUDASIM=1 in the environment")
@@ -134,7 +134,7 @@ def main(argv=None):
         if problem is not None:
             print(f"No GPU GEMM comparison: {problem}")
             return 0
-    from fastdnn.backends.cuda import cuda
+    from fastdnn.engines.cuda import cuda
     from fastdnn.kernels.cuda import dense
 
     from .workloads import WORKLOADS

@@ -74,7 +74,7 @@ def toolchain_problem():
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         return f"{', '.join(missing)} not on PATH"
-    from fastdnn.backends.cuda import ptx_compiler_problem
+    from fastdnn.engines.cuda import ptx_compiler_problem
 
     return ptx_compiler_problem()
 

@@ -21,7 +21,7 @@ def worker():
     import numpy as np
 
     import fastdnn as fd
-    from fastdnn.distributed import communicator
+    from fastdnn.engines.mpi import communicator
 
     comm = communicator()
     rank, size = (comm.Get_rank(), comm.Get_size()) if comm is not None else (0, 1)

@@ -387,11 +387,11 @@ class FastDNNCuda(FastDNN):
     def __init__(self, workload, X, y):
         import numpy as np
 
-        from fastdnn.network import _CudaEpochRunner
+        from fastdnn.engines.cuda import EpochRunner
 
         super().__init__(workload, X, y)
         X, Y, weight = self.model._data(X, y)
-        self.runner = _CudaEpochRunner(self.model, X, Y, weight, workload.batch_size)
+        self.runner = EpochRunner(self.model, X, Y, weight, workload.batch_size)
         self.rng = np.random.default_rng(0)
         self.n = X.shape[0]
 
@@ -418,7 +418,7 @@ def _torch_has_cuda():
 
 def gpu_problem():
     """Why the GPU comparison cannot run here, or None when it can."""
-    from fastdnn.backends.cuda import cuda_problem, gpu_available
+    from fastdnn.engines.cuda import cuda_problem, gpu_available
 
     if not gpu_available():
         return cuda_problem() or "the CUDA simulator is on"

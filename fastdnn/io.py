@@ -206,7 +206,7 @@ def load(path, device=None):
         raise ModelFileError(f"{str(path)!r} has an invalid {kind} description: {exc}") from None
     except RuntimeError as exc:
         # Only a model that needs CUDA where CUDA is unusable gets the hint; other errors pass.
-        from .backends.cuda import cuda_problem
+        from .engines.cuda import cuda_problem
 
         if device is not None or cuda_problem() is None:
             raise

@@ -26,21 +26,16 @@ from ._validation import (
     resolve_dtype,
 )
 from .callbacks import Callback
+from .engines import Scratch, engine_module
 from .errors import NotCompiledError, TrainingDivergedError
-from .kernels.cpu import layers as _layer_kernels
 from .kernels.cpu import losses as _loss_kernels
 from .kernels.cpu import network as _net
 from .kernels.cpu import optimizers as _opt_kernels
-from .kernels.cpu.sparse import CSR, FORWARD_FILL
+from .kernels.cpu.sparse import CSR
 from .layers import Dense, Layer, layer_from_config
 from .optimizers import OPTIMIZERS, Adam, get_optimizer
 
-LOSSES = {
-    "mse": _loss_kernels.MSE,
-    "cross_entropy": _loss_kernels.CROSS_ENTROPY,
-    "binary_cross_entropy": _loss_kernels.BINARY_CROSS_ENTROPY,
-    "poisson": _loss_kernels.POISSON,
-}
+LOSSES = _loss_kernels.LOSS_CODES
 # The fused, numerically stable gradients exist for these pairs only; MSE takes any elementwise
 # output activation.
 REQUIRED_OUTPUT = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "poisson": "exp"}
@@ -115,7 +110,7 @@ class Sequential:
     def __init__(self, layers, dtype="float32", seed=None, device="cpu"):
         device = choice(device, "device", DEVICES)
         if device == "cuda":
-            from .backends.cuda import require_cuda
+            from .engines.cuda import require_cuda
 
             require_cuda()  # one clear error before anything is set up
         layers = list(layers) if isinstance(layers, (list, tuple)) else None
@@ -258,35 +253,15 @@ class Sequential:
             if isinstance(layer, Dense)
         ]
 
-    def _workspace_offsets(self, rows):
-        return (rows * np.concatenate(([0], np.cumsum(self._sizes[1:-1])))).astype(np.int64)
-
-    def _workspace(self, rows, names, scratch=None):
-        """``(offsets, buffer per name)``: per-layer workspace for batches of ``rows`` rows,
-        from ``scratch`` (see :class:`_Scratch`) or newly allocated."""
-        size = rows * int(self._sizes[1:].sum())
-        buffers = [
-            np.empty(size, self.dtype) if scratch is None else scratch.get(name, size, self.dtype)
-            for name in names
-        ]
-        return (self._workspace_offsets(rows), *buffers)
-
-    def _first_layer_scratch(self, X, batch_nnz, scratch=None):
-        """The first layer's scratch ``Tbuf`` (see ``kernels/cpu/network.py``): the size of its
-        ``W`` when ``X`` is sparse and a batch of up to ``batch_nnz`` stored values may take
-        the transposed sparse kernels (``sparse.FORWARD_FILL``), else empty."""
-        size = 0
-        if isinstance(X, CSR) and batch_nnz >= FORWARD_FILL * X.n_cols:
-            size = int(self._sizes[0]) * int(self._sizes[1])
-        if scratch is None:
-            return np.empty(size, self.dtype)
-        return scratch.get("first layer", size, self.dtype)
+    def _engine(self):
+        """The engine module of ``device`` (:mod:`fastdnn.engines`)."""
+        return engine_module(self.device)
 
     def _take_scratch(self):
-        """The model's :class:`_Scratch`, held by one caller at a time: a concurrent caller
-        (another thread; ``dict.pop`` is atomic) gets a new one. Hand it back with
-        :meth:`_return_scratch`."""
-        return self.__dict__.pop("_scratch", None) or _Scratch()
+        """The model's :class:`fastdnn.engines.Scratch`, held by one caller at a time: a
+        concurrent caller (another thread; ``dict.pop`` is atomic) gets a new one. Hand it
+        back with :meth:`_return_scratch`."""
+        return self.__dict__.pop("_scratch", None) or Scratch()
 
     def _return_scratch(self, scratch):
         self._scratch = scratch.kept()
@@ -536,7 +511,7 @@ class Sequential:
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights: each batch minimises ``sum_i w_i loss_i / sum_i w_i``.
         distributed : bool, default False
-            Synchronous data-parallel training over MPI (see :mod:`fastdnn.distributed`): every
+            Synchronous data-parallel training over MPI (see :mod:`fastdnn.engines.mpi`): every
             rank passes its own shard and ``batch_size`` rows per rank; global batch k is the
             concatenation of every rank's batch k. Without MPI, or with one rank, it is
             ordinary training.
@@ -558,7 +533,7 @@ class Sequential:
             )
         comm = None
         if distributed:
-            from .distributed import DistributedEpochRunner, agree, communicator
+            from .engines.mpi import DistributedEpochRunner, agree, communicator
 
             comm = communicator()
         try:
@@ -570,10 +545,9 @@ class Sequential:
                 agree(comm, error)  # every rank raises, none waits in a collective
             raise
         if comm is None:
-            runner_class = _CudaEpochRunner if self.device == "cuda" else _EpochRunner
             # Held until the fit ends (put back in the ``finally`` below).
             scratch = self._take_scratch()
-            runner = runner_class(self, X, Y, weight, batch_size, scratch)
+            runner = self._engine().EpochRunner(self, X, Y, weight, batch_size, scratch)
         else:
             agree(comm, None)
             runner = DistributedEpochRunner(self, X, Y, weight, batch_size, comm)
@@ -674,27 +648,7 @@ class Sequential:
         X = as_inputs(X, "X", self.n_features_in, self.dtype)
         batch_size = positive_int(batch_size, "batch_size")
         with self._borrowed_scratch() as scratch:
-            if self.device == "cuda":
-                return self._inference_engine(scratch).predict(X, batch_size)
-            out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-            ws_off, Zbuf = self._workspace(min(batch_size, X.shape[0]), ["Z"], scratch)
-            Tbuf = self._first_layer_scratch(X, _block_nnz(X, batch_size), scratch)
-            _net.predict(
-                X, batch_size, self._net, self._params, self._running, self._moments(scratch),
-                ws_off, Zbuf, out, Tbuf,
-            )  # fmt: skip
-        return out
-
-    def _evaluate_sums(self, X, Y, weight, batch_size, scratch):
-        """Summed (weighted) loss and correct predictions over validated arrays."""
-        if self.device == "cuda":
-            return self._inference_engine(scratch).evaluate((X, Y, weight), batch_size)
-        ws_off, Zbuf, Abuf = self._workspace(min(batch_size, X.shape[0]), ["Z", "A"], scratch)
-        Tbuf = self._first_layer_scratch(X, _block_nnz(X, batch_size), scratch)
-        return _net.evaluate(
-            X, Y, weight, batch_size, self._net, LOSSES[self.loss], self._params, self._running,
-            self._moments(scratch), ws_off, Zbuf, Abuf, Tbuf,
-        )  # fmt: skip
+            return self._engine().predict(self, X, batch_size, scratch)
 
     def evaluate(self, X, y, batch_size=4096, sample_weight=None):
         """Mean loss (penalty included) and, for classification, accuracy on ``(X, y)``.
@@ -711,7 +665,7 @@ class Sequential:
         X, Y, weight = self._data(X, y, sample_weight)
         batch_size = positive_int(batch_size, "batch_size")
         with self._borrowed_scratch() as scratch:
-            sums = self._evaluate_sums(X, Y, weight, batch_size, scratch)
+            sums = self._engine().evaluate(self, X, Y, weight, batch_size, scratch)
         return self._metrics(*sums, weight.sum(), X.shape[0])
 
     def loss_and_gradients(self, X, y, training=False):
@@ -746,27 +700,11 @@ class Sequential:
         loss = self._loss_and_flat_gradient(X, Y, weight, grads, bool(training))
         return loss, self._layer_views(grads)
 
-    def _moments(self, scratch):
-        """The batch normalisations' moments scratch (``kernels/cpu/network.py``)."""
-        return scratch.get("moments", self._running.size, self.dtype)
-
     def _loss_and_flat_gradient(self, X, Y, weight, grads, training=False):
         """:meth:`loss_and_gradients` on arrays validated by :meth:`_data`, the gradient
         written into the flat buffer ``grads`` (the L-BFGS solver calls this many times)."""
         with self._borrowed_scratch() as scratch:
-            if self.device == "cuda":
-                engine = self._inference_engine(scratch)
-                loss_sum, _, grads[:] = engine.gradients(X, Y, weight, training)
-            else:
-                names = ("gradient Z", "gradient A", "gradient D")
-                ws_off, Zbuf, Abuf, Dbuf = self._workspace(X.shape[0], names, scratch)
-                Tbuf = self._first_layer_scratch(X, _block_nnz(X, X.shape[0]), scratch)
-                key = np.uint64(_layer_kernels.batch_mask_key(self._mask_key, self._step[0] + 1))
-                loss_sum, _ = _net.forward_backward(
-                    X, Y, weight, self._net, LOSSES[self.loss], self.dtype.type(self.loss_weight),
-                    self._params, grads, self._running, self._moments(scratch), training, False,
-                    key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
-                )  # fmt: skip
+            loss_sum = self._engine().gradients(self, X, Y, weight, grads, training, scratch)
         l1, l2 = self.dtype.type(self.l1), self.dtype.type(self.l2)
         _opt_kernels.add_penalty_gradient(self._params, grads, self._n_weights, l1, l2)
         return self._metrics(loss_sum, 0, weight.sum(), X.shape[0])["loss"]
@@ -905,246 +843,11 @@ class Sequential:
         meta, arrays = self._archive()
         _io.save_archive(path, type(self).__name__, meta, arrays)
 
-    def _cuda_engine_settings(self):
-        """``(loss code, optimizer code, optimizer slots, l1, l2, loss weight)`` of a CUDA engine
-        for the ``compile`` settings (an inference-only engine's before ``compile``)."""
-        if self.loss is None:
-            return _loss_kernels.MSE, _opt_kernels.SGD, 0, self.l1, self.l2, self.loss_weight, None
-        opt = self.optimizer
-        return (
-            LOSSES[self.loss], opt.code, opt.n_slots, self.l1, self.l2, self.loss_weight,
-            self.clipnorm,
-        )  # fmt: skip
-
-    def _cuda_engine(self):
-        """A new :class:`fastdnn.backends.cuda.CudaEngine` for this network and its
-        ``compile`` settings; nothing is on the device until its ``upload``."""
-        from .backends.cuda import CudaEngine
-
-        *settings, loss_weight, clipnorm = self._cuda_engine_settings()
-        return CudaEngine(
-            self._sizes, self._acts, self._w_off, self._b_off, self._n_weights, *settings,
-            self.dtype, loss_weight=loss_weight, layers=self._net, n_running=self._running.size,
-            mask_key=self._mask_key, clipnorm=clipnorm,
-        )  # fmt: skip
-
-    def _inference_engine(self, scratch):
-        """A CUDA engine holding the current parameters, for predict, evaluate and gradients.
-
-        It is kept in ``scratch`` between calls (rebuilt when the ``compile`` settings change):
-        a repeated call (batch scoring in chunks) copies only the parameters to the device,
-        instead of building an engine and allocating its buffers each time.
-        """
-        engine = scratch.cuda_engine(self._cuda_engine_settings(), self._cuda_engine)
-        if engine.params is None:
-            engine.upload(self._params, running=self._running)
-        else:
-            engine.set_params(self._params)
-            engine.set_running(self._running)
-        engine.step = int(self._step[0])  # the dropout masks of the next update
-        return engine
-
     def to_onnx(self, path, opset=17):
         """Write the network as an ONNX graph (see :func:`fastdnn.onnx_export.to_onnx`)."""
         from .onnx_export import to_onnx
 
         return to_onnx(self, path, opset)
-
-
-def _block_nnz(X, batch_size):
-    """The most stored values in a block of ``batch_size`` consecutive rows of ``X`` (0 for a
-    dense ``X``), as ``evaluate`` and ``predict`` visit it."""
-    if not isinstance(X, CSR) or X.shape[0] == 0:
-        return 0
-    starts = np.arange(0, X.shape[0], batch_size)
-    ends = np.minimum(starts + batch_size, X.shape[0])
-    return int((X.indptr[ends] - X.indptr[starts]).max())
-
-
-class _Scratch:
-    """Named work buffers of one model, kept between calls.
-
-    New memory costs a page fault at every first touch: 3-6 ms of an 80 ms ``predict`` of 16k
-    rows, 4-7 ms of a one-epoch ``fit`` of the AE workload (workspace, gradient and the
-    divergence snapshot). Each buffer grows to the largest request seen and is reused. A model
-    keeps at most ``KEEP_BYTES`` of them between calls (:meth:`kept`): beyond that the page
-    faults are small beside the work, and the memory matters more.
-    """
-
-    KEEP_BYTES = 128 * 2**20
-
-    def __init__(self):
-        self._arrays = {}
-        self._engine_key = self._engine = None
-
-    def kept(self):
-        """This scratch if it holds at most ``KEEP_BYTES``, else None (let it be freed)."""
-        held = sum(array.nbytes for array in self._arrays.values())
-        return self if held <= self.KEEP_BYTES else None
-
-    def cuda_engine(self, key, build):
-        """The CUDA engine kept for ``key``, or a new one from ``build()`` (kept instead) when
-        the key differs. Its device memory does not count towards ``KEEP_BYTES``."""
-        if self._engine is None or self._engine_key != key:
-            self._engine, self._engine_key = build(), key
-        return self._engine
-
-    def get(self, name, size, dtype):
-        """A 1-D buffer of ``size`` elements of ``dtype`` named ``name`` (contents undefined)."""
-        array = self._arrays.get(name)
-        if array is None or array.size < size or array.dtype != dtype:
-            array = self._arrays[name] = np.empty(size, dtype=dtype)
-        return array[:size]
-
-
-class _EpochRunner:
-    """Runs the training epochs of one fit on this process's data.
-
-    Owns the batch buffers and workspace, allocated once per fit. ``train`` runs one epoch as
-    a single compiled call; ``reduce`` sums per-process totals (the identity here; across ranks
-    in :class:`fastdnn.distributed.DistributedEpochRunner`).
-    """
-
-    rank = 0
-
-    def __init__(self, model, X, Y, weight, batch_size, scratch=None):
-        self.model, self.X, self.Y, self.weight = model, X, Y, weight
-        self.batch_size = batch_size
-        rows = min(batch_size, X.shape[0])
-        self.n_batches = -(-X.shape[0] // batch_size)
-        self.scratch = scratch = _Scratch() if scratch is None else scratch
-        names = ("train Z", "train A", "train D")
-        self.ws_off, self.Zbuf, self.Abuf, self.Dbuf = model._workspace(rows, names, scratch)
-        dtype = model.dtype
-        capacity = 0
-        if isinstance(X, CSR):
-            # Room for the batch of the ``rows`` longest rows: no batch of any order holds more.
-            lengths = np.diff(X.indptr)
-            capacity = int(np.partition(lengths, lengths.size - rows)[-rows:].sum())
-            index = X.indptr.dtype
-            self.Xbuf = CSR(
-                scratch.get("train X indptr", rows + 1, index),
-                scratch.get("train X indices", capacity, index),
-                scratch.get("train X data", capacity, dtype),
-                X.n_cols,
-            )
-        else:
-            self.Xbuf = scratch.get("train X", rows * X.shape[1], dtype)
-        self.Ybuf = scratch.get("train Y", rows * Y.shape[1], dtype)
-        self.Wbuf = scratch.get("train weight", rows, dtype)
-        self.Tbuf = model._first_layer_scratch(X, capacity, scratch)
-        # every batch overwrites every gradient entry before the update reads it
-        self.grads = scratch.get("gradient", model._params.size, dtype)
-        self.l1, self.l2 = model.dtype.type(model.l1), model.dtype.type(model.l2)
-        self.loss_weight = model.dtype.type(model.loss_weight)
-        self.clipnorm = float(model.clipnorm or 0.0)
-        self.moments = model._moments(scratch)
-        self.comm_seconds = 0.0
-
-    def reduce(self, values):
-        """Totals over every process of ``values`` (a list of numbers)."""
-        return values
-
-    def abort(self, error):
-        """Called when the fit fails with ``error`` (a no-op for a single process)."""
-
-    def train(self, order, hyper):
-        """One epoch over the rows in ``order``; returns ``(loss sum, correct, bad batch)``."""
-        m = self.model
-        return _net.train_epoch(
-            self.X, self.Y, self.weight, order, self.batch_size, m._net, LOSSES[m.loss],
-            self.loss_weight, m._params, self.grads, m._running, self.moments, m._mask_key,
-            m.optimizer.code, hyper, m._state, m._step, self.l1, self.l2, self.clipnorm,
-            self.Xbuf, self.Ybuf, self.Wbuf, self.ws_off, self.Zbuf, self.Abuf, self.Dbuf,
-            self.Tbuf,
-        )  # fmt: skip
-
-    def snapshot(self):
-        """Remember the parameters, state and step before an epoch (see :meth:`restore`)."""
-        m = self.model
-        self._saved = []
-        arrays = (m._params, m._running, m._state, m._step)
-        for name, array in zip(("params", "running", "state", "step"), arrays):
-            saved = self.scratch.get("saved " + name, array.size, array.dtype)
-            saved = saved.reshape(array.shape)
-            np.copyto(saved, array)
-            self._saved.append(saved)
-
-    def restore(self):
-        """Return the model to the last :meth:`snapshot` (after a diverged epoch)."""
-        m = self.model
-        m._params[:], m._running[:], m._state[...], m._step[:] = self._saved
-
-    def params_finite(self):
-        """Whether every parameter is finite."""
-        return is_finite(self.model._params)
-
-    def penalty(self):
-        """The L1/L2 penalty of the current parameters, or None to let ``_metrics`` compute it."""
-        return None
-
-    def evaluate(self, X, Y, weight):
-        """``(summed loss, correct)`` on validated validation arrays."""
-        return self.model._evaluate_sums(X, Y, weight, 4096, self.scratch)
-
-    def sync(self):
-        """Bring the model's host arrays up to date (nothing to do on the CPU)."""
-
-    def reload(self):
-        """Push host-side weight changes (by callbacks) to where training runs (the CPU: none)."""
-
-
-class _CudaEpochRunner(_EpochRunner):
-    """Runs a fit's epochs on the GPU through :class:`fastdnn.backends.cuda.CudaEngine`.
-
-    Parameters, gradients, optimizer state and workspace stay on the device for the whole fit;
-    the training (and validation) data are copied once when they fit in device memory. Each
-    epoch brings back only its loss and accuracy sums and one small array of parameter
-    statistics (finiteness and the penalty); :meth:`sync` copies the weights back.
-    """
-
-    def __init__(self, model, X, Y, weight, batch_size, scratch=None):
-        # No super().__init__(): the CPU workspace (and ``scratch``) is not needed.
-        self.model, self.batch_size = model, batch_size
-        self.n_batches = -(-X.shape[0] // batch_size)
-        self.comm_seconds = 0.0
-        self.engine = model._cuda_engine()
-        self.engine.upload(model._params, model._state, model._step, model._running)
-        self.data = self.engine.dataset(X, Y, weight)
-        self._validation = None
-        self._stats = None
-
-    def train(self, order, hyper):
-        return self.engine.train_epoch(self.data, order, self.batch_size, hyper)
-
-    def snapshot(self):
-        self.engine.snapshot()
-
-    def restore(self):
-        self.engine.restore()
-        self.sync()
-
-    def params_finite(self):
-        self._stats = self.engine.param_stats()
-        return self._stats[2]
-
-    def penalty(self):
-        return self.engine.penalty(self._stats)
-
-    def evaluate(self, X, Y, weight):
-        if self._validation is None or self._validation[0] is not X:
-            self._validation = (X, self.engine.dataset(X, Y, weight))
-        return self.engine.evaluate(self._validation[1], 4096)
-
-    def sync(self):
-        m = self.model
-        _, _, step = self.engine.download(m._params, m._state)
-        self.engine.download_running(m._running)
-        m._step[0] = step
-
-    def reload(self):
-        self.engine.set_params(self.model._params)
-        self.engine.set_running(self.model._running)
 
 
 _io.register("Sequential", Sequential._from_archive)

@@ -52,7 +52,7 @@ def _float_dtype(arg_types):
 
 
 def main(path):
-    from fastdnn.backends.cuda import ptx_compiler_problem
+    from fastdnn.engines.cuda import ptx_compiler_problem
 
     problem = ptx_compiler_problem()
     if problem is not None:

@@ -159,7 +159,7 @@ def test_peer_gpu_runner_trains_epochs_of_one_fit():
     # Under the simulator here: the runner sets the fit up once and each call trains an epoch,
     # the same epochs as the CPU's. The hidden layer is wider than the simulator's 8 x 8 GEMM
     # tile, so that a launch with the other layer's grid (issue 16) would change the result.
-    from fastdnn.network import _EpochRunner
+    from fastdnn.engines.cpu import EpochRunner as _EpochRunner
 
     sys.path.insert(0, str(ROOT))
     peers = importlib.import_module("asv_benchmarks.peers")

@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("numba_cuda", reason="the CUDA tests need numba-cuda (fastdnn[cuda])")
 
 import fastdnn as fd  # noqa: E402
-from fastdnn.backends import cuda as backend  # noqa: E402
+from fastdnn.engines import cuda as backend  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,7 +77,7 @@ def _exercise_engine(loss, output, optimizer, dtype, layers=False):
     X = rng.standard_normal((6, 4))
     y = rng.integers(0, 3, 6) if loss == "cross_entropy" else rng.random((6, 3))
     X, Y, weight = model._data(X, (y > 0.5) * 1.0 if loss == "binary_cross_entropy" else y, None)
-    engine = model._cuda_engine()
+    engine = backend.new_engine(model)
     engine.upload(model._params, model._state, model._step, model._running)
     hyper = model.optimizer.hyperparameters(model.dtype)
     for resident in (True, False):

@@ -16,11 +16,13 @@ import pytest
 pytest.importorskip("numba_cuda", reason="the CUDA tests need numba-cuda (fastdnn[cuda])")
 
 import fastdnn as fd  # noqa: E402
-from fastdnn.backends import cuda as backend  # noqa: E402
-from fastdnn.backends.cuda import CudaEngine, DeviceDataset, require_cuda  # noqa: E402
+from fastdnn.engines import cpu as cpu_engine  # noqa: E402
+from fastdnn.engines import cuda as backend  # noqa: E402
+from fastdnn.engines.cpu import EpochRunner as _EpochRunner  # noqa: E402
+from fastdnn.engines.cuda import CudaEngine, DeviceDataset, require_cuda  # noqa: E402
 from fastdnn.kernels.cpu import network as cpu_net  # noqa: E402
 from fastdnn.kernels.cpu import optimizers as cpu_opt  # noqa: E402
-from fastdnn.network import LOSSES, _EpochRunner  # noqa: E402
+from fastdnn.network import LOSSES  # noqa: E402
 
 N_IN, N_HIDDEN, N_OUT = 5, 10, 3  # 10 > 8: two column tiles in the first layer
 TOL = {"rtol": 2e-5, "atol": 2e-6}
@@ -130,7 +132,7 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     for resident in (True, False):
         data = engine.dataset(X, Y, weight, resident=resident)
         loss_gpu, correct_gpu = engine.evaluate(data, batch_size=4)
-        ws_off, Zbuf, Abuf = model._workspace(4, ("Z", "A"))
+        ws_off, Zbuf, Abuf = cpu_engine.workspace(model, 4, ("Z", "A"))
         loss_cpu, correct_cpu = cpu_net.evaluate(
             X, Y, weight, 4, model._net, LOSSES[loss], model._params, model._running,
             np.empty(0, model.dtype), ws_off, Zbuf, Abuf, np.empty(0, model.dtype),
@@ -141,7 +143,7 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     np.testing.assert_allclose(engine.predict(X, batch_size=16), model.predict(X), **TOL)
 
     loss_gpu, correct_gpu, grads_gpu = engine.gradients(X, Y, weight)
-    ws_off, Zbuf, Abuf, Dbuf = model._workspace(X.shape[0], ("Z", "A", "D"))
+    ws_off, Zbuf, Abuf, Dbuf = cpu_engine.workspace(model, X.shape[0], ("Z", "A", "D"))
     grads_cpu = np.zeros_like(model._params)
     no_stats = np.empty(0, model.dtype)
     loss_cpu, correct_cpu = cpu_net.forward_backward(
@@ -307,9 +309,9 @@ def test_sparse_input_is_streamed_densified_batch_by_batch():
     for got, expected in zip(results["cuda"], results["cpu"]):
         np.testing.assert_allclose(got, expected, **TOL)
     inputs = model._data(X, y)[0]
-    assert not model._cuda_engine().dataset(inputs).resident  # never copied whole
+    assert not backend.new_engine(model).dataset(inputs).resident  # never copied whole
     with pytest.raises(ValueError, match="cannot be resident"):
-        model._cuda_engine().dataset(inputs, resident=True)
+        backend.new_engine(model).dataset(inputs, resident=True)
 
 
 @needs_device_argument

@@ -15,7 +15,7 @@ pytest.importorskip("numba_cuda", reason="the CUDA tests need numba-cuda (fastdn
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from fastdnn.backends.cuda import cuda, require_cuda  # noqa: E402
+from fastdnn.engines.cuda import cuda, require_cuda  # noqa: E402
 from fastdnn.kernels.cpu import activations as cpu_act  # noqa: E402
 from fastdnn.kernels.cpu import losses as cpu_loss  # noqa: E402
 from fastdnn.kernels.cpu import network as cpu_net  # noqa: E402

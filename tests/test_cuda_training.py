@@ -28,7 +28,8 @@ import pytest
 pytest.importorskip("numba_cuda", reason="the CUDA tests need numba-cuda (fastdnn[cuda])")
 
 import fastdnn as fd  # noqa: E402
-from fastdnn.backends.cuda import CudaEngine  # noqa: E402
+from fastdnn.engines import cuda as cuda_engines  # noqa: E402
+from fastdnn.engines.cuda import CudaEngine  # noqa: E402
 from fastdnn.kernels.cuda import dense  # noqa: E402
 
 N_IN, N_OUT = 5, 3
@@ -252,14 +253,15 @@ def _model(case, device):
 def _stream_from_the_host(model, monkeypatch):
     """Make every engine of ``model`` keep its data on the host (``max_resident_bytes=0``, the
     engine's own setting), so that each batch is gathered on the host and copied."""
-    build = model._cuda_engine
+    build = cuda_engines.new_engine
 
-    def streaming_engine():
-        engine = build()
-        engine.max_resident_bytes = 0
+    def streaming_engine(of_model):
+        engine = build(of_model)
+        if of_model is model:
+            engine.max_resident_bytes = 0
         return engine
 
-    monkeypatch.setattr(model, "_cuda_engine", streaming_engine)
+    monkeypatch.setattr(cuda_engines, "new_engine", streaming_engine)
 
 
 def _fit(case, device, monkeypatch):

@@ -15,9 +15,9 @@ from numba import njit
 from test_gradients import check_gradients
 
 import fastdnn as fd
+from fastdnn.engines.cpu import EpochRunner as _EpochRunner
 from fastdnn.kernels._options import CALLEE_OPTIONS
 from fastdnn.kernels.cpu import sparse
-from fastdnn.network import _EpochRunner
 
 N, N_IN, N_OUT = 23, 10, 3
 TOL = {"rtol": 1e-5, "atol": 1e-6}  # float32, two summation orders

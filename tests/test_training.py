@@ -314,7 +314,7 @@ def test_reused_inference_workspace_gives_the_results_of_a_fresh_model():
 
 
 def test_work_buffers_are_reused_and_kept_only_up_to_the_cap(monkeypatch):
-    from fastdnn.network import _Scratch
+    from fastdnn.engines import Scratch
 
     X = np.random.default_rng(2).normal(size=(40, 5)).astype(np.float32)
     model = fd.Sequential([fd.Dense(5, 8, "relu"), fd.Dense(8, 3, "softmax")], seed=0)
@@ -324,7 +324,7 @@ def test_work_buffers_are_reused_and_kept_only_up_to_the_cap(monkeypatch):
     model.fit(X, np.arange(40) % 3, epochs=1, batch_size=8, verbose=0)
     assert model._scratch._arrays["gradient"] is gradient  # no new allocation
     model.predict(X)
-    monkeypatch.setattr(_Scratch, "KEEP_BYTES", 1024)
+    monkeypatch.setattr(Scratch, "KEEP_BYTES", 1024)
     model.predict(X)
     assert model._scratch is None  # over the cap: freed after the call
     expected = model.predict(X)

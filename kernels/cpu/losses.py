@@ -17,6 +17,13 @@ MSE = 0
 CROSS_ENTROPY = 1
 BINARY_CROSS_ENTROPY = 2
 POISSON = 3
+#: ``Sequential.compile``'s loss names and their codes.
+LOSS_CODES = {
+    "mse": MSE,
+    "cross_entropy": CROSS_ENTROPY,
+    "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+    "poisson": POISSON,
+}
 
 
 @njit(**CALLEE_OPTIONS)

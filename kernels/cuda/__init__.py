@@ -1,6 +1,6 @@
 """CUDA kernels (``@cuda.jit``), the device twins of ``kernels/cpu``.
 
-Run by :class:`fastdnn.backends.cuda.CudaEngine`, which owns the device buffers and launches
+Run by :class:`fastdnn.engines.cuda.CudaEngine`, which owns the device buffers and launches
 them; ``cuda`` itself comes from that backend module, the one place that imports
 ``numba.cuda``. Modules:
 
@@ -14,5 +14,5 @@ them; ``cuda`` itself comes from that backend module, the one place that imports
   over the flat buffers, and parameter statistics (penalty, finiteness);
 - ``batches``: gathering a shuffled mini-batch from device-resident data.
 
-Importing these modules needs numba-cuda (see ``fastdnn.backends.cuda.require_cuda``).
+Importing these modules needs numba-cuda (see ``fastdnn.engines.cuda.require_cuda``).
 """

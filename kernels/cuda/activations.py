@@ -8,7 +8,7 @@ called for float32 arguments). The GEMM epilogues and the loss kernels inline th
 
 import math
 
-from ...backends.cuda import cuda
+from ...engines.cuda import cuda
 from ..cpu.activations import (
     ELU,
     EXP,

@@ -1,6 +1,6 @@
 """Mini-batch assembly on the device: the CUDA twin of ``kernels/cpu/network.gather_batch``."""
 
-from ...backends.cuda import cuda
+from ...engines.cuda import cuda
 
 
 @cuda.jit(cache=True)

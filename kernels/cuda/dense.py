@@ -32,7 +32,7 @@ from types import SimpleNamespace
 import numba
 import numpy as np
 
-from ...backends.cuda import cuda, simulator_enabled
+from ...engines.cuda import cuda, simulator_enabled
 from .activations import activate, derivative
 
 #: Tile configurations ``(BM, BN, BK, TM, TN)``, all of 256 threads but "tiny": "huge" (8 x 8

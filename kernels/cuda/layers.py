@@ -8,7 +8,7 @@ derivative (``prev_act`` over ``Zp``/``Ap`` at ``dx_off``), the step the CPU pat
 ``scale_by_derivative`` after it.
 
 Scalars that the CPU kernels derive in float64 and round once (``1 / rows``, the unbiasing
-factor, ``1 / (1 - rate)``) are formed on the host by :class:`fastdnn.backends.cuda.CudaEngine`
+factor, ``1 / (1 - rate)``) are formed on the host by :class:`fastdnn.engines.cuda.CudaEngine`
 and passed in the data's dtype.
 """
 
@@ -17,7 +17,7 @@ import math
 import numba
 import numpy as np
 
-from ...backends.cuda import cuda
+from ...engines.cuda import cuda
 from ..cpu.layers import _GOLDEN, _MIX1, _MIX2, _S27, _S30, _S31, _S32
 from .activations import activate, derivative
 

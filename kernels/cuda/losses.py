@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numba
 import numpy as np
 
-from ...backends.cuda import cuda
+from ...engines.cuda import cuda
 from ..cpu.losses import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, POISSON
 from .activations import activate, derivative, softmax_row, softplus
 

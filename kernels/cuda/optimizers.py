@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import numba
 import numpy as np
 
-from ...backends.cuda import cuda
+from ...engines.cuda import cuda
 from ..cpu.optimizers import ADAM, ADAMW, RMSPROP, SGD
 
 __all__ = ["ADAM", "ADAMW", "RMSPROP", "SGD", "optimizer_step", "param_kernels"]

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 import fastdnn as fd
-from fastdnn.distributed import communicator
+from fastdnn.engines.mpi import communicator
 
 PER_RANK_BATCH = 8
 

@@ -35,6 +35,7 @@ import warnings
 import numpy as np
 
 from ..kernels.cpu import sparse as _sparse
+from . import cpu as _cpu
 
 if importlib.util.find_spec("numba_cuda") is not None:
     from numba import cuda
@@ -1079,3 +1080,117 @@ class CudaEngine:
         loss = float(self._loss_parts[:1].copy_to_host()[0])
         correct = int(self._correct_parts[:1].copy_to_host()[0])
         return loss, correct, self.grads.copy_to_host()
+
+
+# ----------------------------------------------------------------------------- the model's engine
+def _settings(model):
+    """``(loss code, optimizer code, optimizer slots, l1, l2, loss weight, clipnorm)`` of a
+    CUDA engine for the model's ``compile`` settings (an inference-only engine's before
+    ``compile``)."""
+    from ..kernels.cpu import losses, optimizers
+
+    if model.loss is None:
+        return losses.MSE, optimizers.SGD, 0, model.l1, model.l2, model.loss_weight, None
+    opt = model.optimizer
+    return (
+        losses.LOSS_CODES[model.loss], opt.code, opt.n_slots, model.l1, model.l2,
+        model.loss_weight, model.clipnorm,
+    )  # fmt: skip
+
+
+def new_engine(model):
+    """A new :class:`CudaEngine` for ``model``'s layer table and ``compile`` settings; nothing
+    is on the device until its ``upload``."""
+    *settings, loss_weight, clipnorm = _settings(model)
+    return CudaEngine(
+        model._sizes, model._acts, model._w_off, model._b_off, model._n_weights, *settings,
+        model.dtype, loss_weight=loss_weight, layers=model._net, n_running=model._running.size,
+        mask_key=model._mask_key, clipnorm=clipnorm,
+    )  # fmt: skip
+
+
+def _inference_engine(model, scratch):
+    """A CUDA engine holding the model's current parameters and statistics, for predict,
+    evaluate and gradients.
+
+    It is kept in ``scratch`` between calls (rebuilt when the ``compile`` settings change): a
+    repeated call (batch scoring in chunks) copies only the parameters to the device, instead
+    of building an engine and allocating its buffers each time.
+    """
+    engine = scratch.cuda_engine(_settings(model), lambda: new_engine(model))
+    if engine.params is None:
+        engine.upload(model._params, running=model._running)
+    else:
+        engine.set_params(model._params)
+        engine.set_running(model._running)
+    engine.step = int(model._step[0])  # the dropout masks of the next update
+    return engine
+
+
+def predict(model, X, batch_size, scratch):
+    """Output-layer activations of validated ``X`` (see :mod:`fastdnn.engines`)."""
+    return _inference_engine(model, scratch).predict(X, batch_size)
+
+
+def evaluate(model, X, Y, weight, batch_size, scratch):
+    """``(summed weighted loss, correct predictions)`` over validated arrays."""
+    return _inference_engine(model, scratch).evaluate((X, Y, weight), batch_size)
+
+
+def gradients(model, X, Y, weight, grads, training, scratch):
+    """The gradient of ``(X, Y)`` as one batch into ``grads``; returns the summed loss."""
+    loss_sum, _, grads[:] = _inference_engine(model, scratch).gradients(X, Y, weight, training)
+    return loss_sum
+
+
+class EpochRunner(_cpu.EpochRunner):
+    """Runs a fit's epochs on the GPU through :class:`CudaEngine`.
+
+    Parameters, gradients, optimizer state and workspace stay on the device for the whole fit;
+    the training (and validation) data are copied once when they fit in device memory. Each
+    epoch brings back only its loss and accuracy sums and one small array of parameter
+    statistics (finiteness and the penalty); :meth:`sync` copies the weights back.
+    """
+
+    def __init__(self, model, X, Y, weight, batch_size, scratch=None):
+        # No super().__init__(): the CPU workspace (and ``scratch``) is not needed.
+        self.model, self.batch_size = model, batch_size
+        self.n_batches = -(-X.shape[0] // batch_size)
+        self.comm_seconds = 0.0
+        self.engine = new_engine(model)
+        self.engine.upload(model._params, model._state, model._step, model._running)
+        self.data = self.engine.dataset(X, Y, weight)
+        self._validation = None
+        self._stats = None
+
+    def train(self, order, hyper):
+        return self.engine.train_epoch(self.data, order, self.batch_size, hyper)
+
+    def snapshot(self):
+        self.engine.snapshot()
+
+    def restore(self):
+        self.engine.restore()
+        self.sync()
+
+    def params_finite(self):
+        self._stats = self.engine.param_stats()
+        return self._stats[2]
+
+    def penalty(self):
+        return self.engine.penalty(self._stats)
+
+    def evaluate(self, X, Y, weight):
+        if self._validation is None or self._validation[0] is not X:
+            self._validation = (X, self.engine.dataset(X, Y, weight))
+        return self.engine.evaluate(self._validation[1], 4096)
+
+    def sync(self):
+        m = self.model
+        _, _, step = self.engine.download(m._params, m._state)
+        self.engine.download_running(m._running)
+        m._step[0] = step
+
+    def reload(self):
+        self.engine.set_params(self.model._params)
+        self.engine.set_running(self.model._running)

@@ -24,10 +24,11 @@ import time
 
 import numpy as np
 
-from .kernels.cpu import layers as _layer_kernels
-from .kernels.cpu import network as _net
-from .kernels.cpu import optimizers as _opt_kernels
-from .network import LOSSES, _EpochRunner
+from ..kernels.cpu import layers as _layer_kernels
+from ..kernels.cpu import network as _net
+from ..kernels.cpu import optimizers as _opt_kernels
+from ..kernels.cpu.losses import LOSS_CODES
+from .cpu import EpochRunner
 
 # Moves each rank's dropout key away from the others' (the 64-bit golden ratio).
 _RANK_STRIDE = 0x9E3779B97F4A7C15
@@ -61,7 +62,7 @@ def agree(comm, error):
         raise RuntimeError(f"rank {rank} rejected its input, so every rank stops: {text}")
 
 
-class DistributedEpochRunner(_EpochRunner):
+class DistributedEpochRunner(EpochRunner):
     """An epoch runner whose every step all-reduces the gradient over ``comm``.
 
     Attributes
@@ -119,7 +120,7 @@ class DistributedEpochRunner(_EpochRunner):
                 )  # fmt: skip
                 key = np.uint64(_layer_kernels.batch_mask_key(self.rank_key, m._step[0] + 1))
                 loss, correct = _net.forward_backward(
-                    Xb, Yb, Wb, m._net, LOSSES[m.loss], self.loss_weight, m._params, self.grads,
+                    Xb, Yb, Wb, m._net, LOSS_CODES[m.loss], self.loss_weight, m._params, self.grads,
                     m._running, self.moments, True, True, key, self.ws_off, self.Zbuf, self.Abuf,
                     self.Dbuf, self.Tbuf,
                 )  # fmt: skip
