@@ -225,7 +225,7 @@ class Sequential:
             constants[:, 0].copy(), constants[:, 1].copy(), constants[:, 2].copy(),
             n_weights,
         )  # fmt: skip
-        # The dense-only view of the table that the CUDA engine takes.
+        # Columns of the table under the names the CUDA engine's constructor takes.
         self._sizes, self._acts = self._net.sizes, self._net.acts
         self._w_off, self._b_off = self._net.p_off, self._net.q_off
         self._n_weights = n_weights

@@ -16,25 +16,28 @@ RTOL = 1e-6
 KINKED = {"relu", "leaky_relu", "elu"}  # f' (or f'') jumps at z = 0
 
 
-def numeric_gradients(model, X, y):
-    """Central differences of ``model.loss_and_gradients(X, y)[0]`` w.r.t. every parameter."""
+def numeric_gradients(model, X, y, training=False):
+    """Central differences of ``model.loss_and_gradients(X, y, training)[0]`` w.r.t. every
+    parameter, one list per layer shaped like its gradients (a BatchNorm's running statistics,
+    which ``get_weights`` also returns, are left alone)."""
     weights = model.get_weights()
+    n_params = [len(g) for g in model.loss_and_gradients(X, y)[1]]
     numeric = []
     try:
-        for layer, pair in enumerate(weights):
-            numeric_pair = []
-            for kind, array in enumerate(pair):
-                out = np.zeros_like(array)
-                for index in np.ndindex(array.shape):
-                    values = []
+        for layer, values in enumerate(weights):
+            per_layer = []
+            for slot in range(n_params[layer]):
+                out = np.zeros_like(values[slot])
+                for index in np.ndindex(out.shape):
+                    losses = []
                     for sign in (1.0, -1.0):
-                        trial = [[W.copy(), b.copy()] for W, b in weights]
-                        trial[layer][kind][index] += sign * EPS
+                        trial = [[v.copy() for v in vs] for vs in weights]
+                        trial[layer][slot][index] += sign * EPS
                         model.set_weights(trial)
-                        values.append(model.loss_and_gradients(X, y)[0])
-                    out[index] = (values[0] - values[1]) / (2 * EPS)
-                numeric_pair.append(out)
-            numeric.append(numeric_pair)
+                        losses.append(model.loss_and_gradients(X, y, training=training)[0])
+                    out[index] = (losses[0] - losses[1]) / (2 * EPS)
+                per_layer.append(out)
+            numeric.append(per_layer)
     finally:
         model.set_weights(weights)
     return numeric

@@ -9,11 +9,9 @@ the outputs, the training-mode loss and gradients, and fits of several steps.
 
 import numpy as np
 import pytest
+from test_gradients import RTOL, numeric_gradients
 
 import fastdnn as fd
-
-EPS = 1e-6
-RTOL = 1e-6
 
 # ----------------------------------------------------------------------------- helpers
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -90,31 +88,6 @@ def randomise(model, seed=1):
             values[3] = rng.uniform(0.5, 2.0, values[3].shape)
         weights.append(tuple(values))
     model.set_weights(weights)
-
-
-def numeric_gradients(model, X, y, training):
-    """Central differences of the loss w.r.t. every parameter (not the running statistics)."""
-    weights = model.get_weights()
-    n_params = [len(g) for g in model.loss_and_gradients(X, y)[1]]
-    numeric = []
-    try:
-        for layer, values in enumerate(weights):
-            per_layer = []
-            for slot in range(n_params[layer]):
-                out = np.zeros_like(values[slot])
-                for index in np.ndindex(out.shape):
-                    losses = []
-                    for sign in (1.0, -1.0):
-                        trial = [[v.copy() for v in vs] for vs in weights]
-                        trial[layer][slot][index] += sign * EPS
-                        model.set_weights(trial)
-                        losses.append(model.loss_and_gradients(X, y, training=training)[0])
-                    out[index] = (losses[0] - losses[1]) / (2 * EPS)
-                per_layer.append(out)
-            numeric.append(per_layer)
-    finally:
-        model.set_weights(weights)
-    return numeric
 
 
 def assert_gradients_match(analytic, numeric):

@@ -34,6 +34,8 @@ import warnings
 
 import numpy as np
 
+from ..kernels.cpu import layers as _cpu_layers
+from ..kernels.cpu import network as _cpu_net
 from ..kernels.cpu import sparse as _sparse
 from . import cpu as _cpu
 
@@ -288,14 +290,11 @@ class CudaEngine:
         layers=None, n_running=0, mask_key=0, clipnorm=None,
     ):  # fmt: skip
         require_cuda()
-        from ..kernels.cpu import layers as cpu_layers
-        from ..kernels.cpu import network as cpu_network
         from ..kernels.cuda import activations, batches, dense, losses, optimizers
         from ..kernels.cuda import layers as cuda_layers
 
         self._k_act, self._k_batch, self._k_dense = activations, batches, dense
         self._k_loss, self._k_opt, self._k_layers = losses, optimizers, cuda_layers
-        self._kinds_module, self._cpu_layers = cpu_network, cpu_layers
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -307,7 +306,7 @@ class CudaEngine:
         if len(self.sizes) != self.n_layers + 1:
             raise ValueError("sizes must hold one more entry than acts")
         if layers is None:
-            self.kinds = [cpu_network.DENSE] * self.n_layers
+            self.kinds = [_cpu_net.DENSE] * self.n_layers
             self.s_off = [-1] * self.n_layers
             self.layer_eps = self.layer_momentum = self.layer_rate = [0.0] * self.n_layers
         else:
@@ -711,7 +710,7 @@ class CudaEngine:
         ``kernels.cpu.network.forward``.
         """
         L = self.n_layers
-        net = self._kinds_module
+        net = _cpu_net
         layer_in, in_off = X, x_off
         for layer in range(L):
             n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
@@ -729,7 +728,7 @@ class CudaEngine:
 
     def _layer_forward(self, layer, kind, rows, ws, training, update, key):
         """A normalisation or dropout layer's forward kernel (input: the previous layer's A)."""
-        net, k, t = self._kinds_module, self._k_layers, self.dtype.type
+        net, k, t = _cpu_net, self._k_layers, self.dtype.type
         n = self.sizes[layer + 1]
         nt = self.threads
         x_off, z_off = ws[layer - 1], ws[layer]
@@ -751,7 +750,7 @@ class CudaEngine:
             size = rows * n
             rate = self.layer_rate[layer]
             if training and rate > 0:
-                layer_key = np.uint64(self._cpu_layers.layer_mask_key(key, layer))
+                layer_key = np.uint64(_cpu_layers.layer_mask_key(key, layer))
                 self._launch(k.dropout_forward, -(-((size + 1) // 2) // nt), nt)(
                     self._Abuf, x_off, self._Zbuf, self._Abuf, z_off, size,
                     np.uint64(rate * 4294967296.0), t(1.0 / (1.0 - rate)), layer_key,
@@ -785,7 +784,7 @@ class CudaEngine:
         buffer and ``Dbuf``; the output delta is already in ``Dbuf``. A hidden dense layer's
         two gradients take one launch; the first layer's (no delta below it) its own; the
         other kinds run their backward kernels in the mode ``training`` of the forward pass."""
-        net = self._kinds_module
+        net = _cpu_net
         for layer in range(self.n_layers - 1, -1, -1):
             n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
             kind = self.kinds[layer]
@@ -806,7 +805,7 @@ class CudaEngine:
     def _layer_backward(self, layer, kind, rows, ws, training):
         """A normalisation or dropout layer's gradients, and the delta of the layer below it
         (its activation derivative included)."""
-        net, k, t = self._kinds_module, self._k_layers, self.dtype.type
+        net, k, t = _cpu_net, self._k_layers, self.dtype.type
         n = self.sizes[layer + 1]
         nt = self.threads
         x_off, d_off = ws[layer - 1], ws[layer]
@@ -847,7 +846,7 @@ class CudaEngine:
 
     def _batch_key(self, step):
         """The dropout key of update number ``step`` (1-based), as the CPU epoch's."""
-        return np.uint64(self._cpu_layers.batch_mask_key(self.mask_key, step))
+        return np.uint64(_cpu_layers.batch_mask_key(self.mask_key, step))
 
     def _batch_scale(self, weight_sum):
         """The output delta's factor: loss_weight / (summed weights [* width]), 0 for zero

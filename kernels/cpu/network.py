@@ -1,12 +1,12 @@
 """Whole-network kernels: forward, backward, a full training epoch, evaluation and prediction.
 
 A network is described by its layer table, a :class:`Net` of small arrays with one entry per
-layer (``fastdnn/layers.py`` builds it): the layer's kind, widths, activation code, offsets of
-its parameters in the flat parameter buffer (the gradient buffer has the same layout) and of
-its running statistics, and its constants. The compiled passes walk the table; each kind's
-arithmetic is in ``dense`` GEMMs here or in ``layers.py``. Every layer writes a pre-activation
-``Z`` and an activation ``A`` (a dropout layer: its mask and its output), and every backward
-step turns ``D = dL/dZ`` into the previous layer's ``D``.
+layer (``Sequential`` builds it from the layers of ``fastdnn/layers.py``): the layer's kind,
+widths, activation code, offsets of its parameters in the flat parameter buffer (the gradient
+buffer has the same layout) and of its running statistics, and its constants. The compiled
+passes walk the table; each kind's arithmetic is in ``dense`` GEMMs here or in ``layers.py``.
+Every layer writes a pre-activation ``Z`` and an activation ``A`` (a dropout layer: its mask
+and its output), and every backward step turns ``D = dL/dZ`` into the previous layer's ``D``.
 
 ``ws_off`` (L,) gives the offsets of each layer's (rows, out) block in the flat workspace buffers
   ``Zbuf`` (pre-activations), ``Abuf`` (activations) and ``Dbuf`` (deltas), sized for the
