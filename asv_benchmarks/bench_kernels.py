@@ -28,6 +28,7 @@ class Dense:
         self.Y = np.eye(n_out, dtype=np.float32)[rng.integers(0, n_out, batch)]
         self.w = np.ones(batch, dtype=np.float32)
         self.m = model
+        self.features = cpu_engine.features(model, loss=True)
         self.ws_off, self.Z, self.A, self.D = cpu_engine.workspace(model, batch, ("Z", "A", "D"))
         self.grads = np.zeros_like(model._params)
         self.T = np.empty(0, np.float32)  # the sparse first layer's scratch: unused, dense X
@@ -37,16 +38,16 @@ class Dense:
     def time_forward(self, shape):
         m = self.m
         net.forward(
-            self.X, m._net, m._params, m._running, self.T, False, False, np.uint64(0),
-            self.ws_off, self.Z, self.A, self.T,
+            self.features, self.X, m._net, m._params, m._running, self.T, False, False,
+            np.uint64(0), self.ws_off, self.Z, self.A, self.T,
         )  # fmt: skip
 
     def time_forward_backward(self, shape):
         m = self.m
         net.forward_backward(
-            self.X, self.Y, self.w, m._net, 1, m.dtype.type(1.0), m._params, self.grads,
-            m._running, self.T, False, False, np.uint64(0), self.ws_off, self.Z, self.A, self.D,
-            self.T,
+            self.features, self.X, self.Y, self.w, m._net, 1, m.dtype.type(1.0), m._params,
+            self.grads, m._running, self.T, False, False, np.uint64(0), self.ws_off, self.Z, self.A,
+            self.D, self.T,
         )  # fmt: skip
 
 

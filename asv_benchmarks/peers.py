@@ -524,6 +524,33 @@ def table(workload_name, workload, rates, ceiling):
     return "\n".join(lines)
 
 
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def blas_report():
+    """Lines naming each BLAS loaded in this process (threadpoolctl): library, version and the
+    CPU kernel it runs, and a warning for each OpenBLAS override set in the environment (on
+    these machines they hold a current OpenBLAS to its AVX2 kernels, handicapping every BLAS
+    user against JAX, whose GEMMs they do not touch)."""
+    from threadpoolctl import threadpool_info
+
+    lines = []
+    for info in threadpool_info():
+        if info.get("user_api") != "blas":
+            continue
+        kernel = info.get("architecture") or "n/a"
+        name = os.path.basename(info.get("filepath", "?"))
+        lines.append(f"BLAS: {info.get('internal_api')} {info.get('version')} ({name}), "
+                     f"kernel {kernel}, {info.get('num_threads')} threads")  # fmt: skip
+    for name in OPENBLAS_OVERRIDES:
+        if name in os.environ:
+            unset = " -u ".join(OPENBLAS_OVERRIDES)
+            lines.append(f"WARNING: {name}={os.environ[name]} is set: OpenBLAS may run slower "
+                         f"kernels than this CPU has; benchmark with `env -u {unset} python -m "
+                         "asv_benchmarks.peers ...`")  # fmt: skip
+    return lines
+
+
 def main(argv=None):
     """Run the comparison and print the tables."""
     args = PARSER.parse_args(argv)
@@ -549,6 +576,8 @@ def main(argv=None):
             from fastdnn.kernels.cpu.blas import blas_in_use
 
             print(f"fastdnn's GEMMs: {blas_in_use()} (FASTDNN_BLAS picks it)")
+            for line in blas_report():
+                print(line, file=sys.stderr if line.startswith("WARNING") else sys.stdout)
             libraries = LIBRARIES
         if args.device == "cpu" and args.libraries != "all":
             libraries = [FastDNN] + [

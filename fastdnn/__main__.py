@@ -1,4 +1,5 @@
-"""Command line: ``python -m fastdnn demo`` (also the ``fastdnn`` console script)."""
+"""Command line: ``python -m fastdnn demo`` and ``python -m fastdnn warmup`` (also the ``fastdnn``
+console script)."""
 
 import argparse
 import sys
@@ -13,7 +14,14 @@ def main(argv=None):
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--plot", metavar="PNG", help="write the training curves to this file")
+    warm = commands.add_parser(
+        "warmup", help="compile the generic kernels into Numba's cache (for FASTDNN_SPECIALIZE=0)"
+    )
+    warm.add_argument("--dtypes", default="float32,float64", help="comma-separated dtypes")
+    warm.add_argument("--no-sparse", action="store_true", help="skip the sparse-input kernels")
     args = parser.parse_args(argv)
+    if args.command == "warmup":
+        return _warmup(args)
 
     from .demo import run_demo
 
@@ -30,6 +38,17 @@ def main(argv=None):
         from .plotting import plot_history
 
         print(f"training curves: {plot_history(result['history'], args.plot)}")
+    return 0
+
+
+def _warmup(args):
+    from .warmup import warmup
+
+    print("fastdnn warmup: compiling the generic kernels (every layer, activation, loss and "
+          "optimizer) into Numba's cache")  # fmt: skip
+    seconds = warmup(tuple(args.dtypes.split(",")), sparse=not args.no_sparse)
+    print(f"done in {seconds:.1f} s; run with FASTDNN_SPECIALIZE=0 to use these kernels for "
+          "every network")  # fmt: skip
     return 0
 
 

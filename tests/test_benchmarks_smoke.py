@@ -93,7 +93,11 @@ def test_startup_script_times_the_asv_start_up_scripts():
     sys.path.insert(0, str(ROOT))
     module = importlib.import_module("asv_benchmarks.startup")
     compile_bench = importlib.import_module("asv_benchmarks.bench_compile")
-    assert module.COLD is compile_bench.COLD and module.TRAIN_S is compile_bench.TRAIN_S
+    assert module.TRAIN_S is compile_bench.TRAIN_S
+    assert set(compile_bench.scenarios("m.npz")) == {"fit_s", "load_predict", "sklearn_fit"}
+    for name in ("fit_s", "load_predict", "sklearn_fit"):
+        for start in ("cold", "warm"):
+            assert callable(getattr(compile_bench.StartUp, f"timeraw_{start}_{name}"))
     assert module._seconds("pass", dict(os.environ)) > 0
 
 

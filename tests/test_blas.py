@@ -96,3 +96,30 @@ def test_unknown_or_missing_blas_is_a_clear_error():
         with pytest.raises(ValueError, match=r"pip install fastdnn\[mkl\]"):
             blas.use_blas("mkl")
     assert blas.blas_in_use() in ("scipy", "mkl")
+
+
+@pytest.mark.parametrize(
+    ("vendor", "installed", "expected"),
+    [
+        ("AuthenticAMD", True, "scipy"),
+        ("GenuineIntel", True, "mkl"),
+        ("GenuineIntel", False, "scipy"),
+        ("", True, "scipy"),
+    ],
+)
+def test_auto_binds_mkl_only_on_intel_cpus(monkeypatch, vendor, installed, expected):
+    # Which library ``auto`` picks, with the vendor and MKL's presence faked: the binding
+    # itself is checked by test_each_installed_blas_gives_the_same_products.
+    asked = []
+
+    def fake_mkl():
+        asked.append(True)
+        return object() if installed else None
+
+    bound = {}
+    monkeypatch.setattr(blas, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(blas, "_mkl_library", fake_mkl)
+    monkeypatch.setattr(blas, "_bind", lambda library, mkl: bound.setdefault("library", library))
+    assert blas.use_blas("auto") == expected
+    assert bound["library"] == expected
+    assert bool(asked) == (vendor == "GenuineIntel")  # AMD never even loads MKL

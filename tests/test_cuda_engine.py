@@ -22,6 +22,7 @@ from fastdnn.engines.cpu import EpochRunner as _EpochRunner  # noqa: E402
 from fastdnn.engines.cuda import CudaEngine, DeviceDataset, require_cuda  # noqa: E402
 from fastdnn.kernels.cpu import network as cpu_net  # noqa: E402
 from fastdnn.kernels.cpu import optimizers as cpu_opt  # noqa: E402
+from fastdnn.kernels.cpu.features import ALL  # noqa: E402
 from fastdnn.network import LOSSES  # noqa: E402
 
 N_IN, N_HIDDEN, N_OUT = 5, 10, 3  # 10 > 8: two column tiles in the first layer
@@ -134,7 +135,7 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
         loss_gpu, correct_gpu = engine.evaluate(data, batch_size=4)
         ws_off, Zbuf, Abuf = cpu_engine.workspace(model, 4, ("Z", "A"))
         loss_cpu, correct_cpu = cpu_net.evaluate(
-            X, Y, weight, 4, model._net, LOSSES[loss], model._params, model._running,
+            ALL, X, Y, weight, 4, model._net, LOSSES[loss], model._params, model._running,
             np.empty(0, model.dtype), ws_off, Zbuf, Abuf, np.empty(0, model.dtype),
         )  # fmt: skip
         np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
@@ -147,8 +148,8 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     grads_cpu = np.zeros_like(model._params)
     no_stats = np.empty(0, model.dtype)
     loss_cpu, correct_cpu = cpu_net.forward_backward(
-        X, Y, weight, model._net, LOSSES[loss], model.dtype.type(1.0), model._params, grads_cpu,
-        model._running, no_stats, False, False, np.uint64(0), ws_off, Zbuf, Abuf, Dbuf,
+        ALL, X, Y, weight, model._net, LOSSES[loss], model.dtype.type(1.0), model._params,
+        grads_cpu, model._running, no_stats, False, False, np.uint64(0), ws_off, Zbuf, Abuf, Dbuf,
         no_stats,
     )  # fmt: skip
     np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)

@@ -62,6 +62,17 @@ def block_nnz(X, batch_size):
     return int((X.indptr[ends] - X.indptr[starts]).max())
 
 
+def features(model, loss=False, optimizer=False):
+    """The feature set (``kernels/cpu/features.py``) a compiled call needs for ``model``: its
+    layers, plus its loss and its optimizer (and clipping) where the call uses them."""
+    return _net.features_of(
+        model._net,
+        LOSS_CODES[model.loss] if loss else None,
+        model.optimizer.code if optimizer else None,
+        bool(optimizer and model.clipnorm),
+    )
+
+
 # ----------------------------------------------------------------------------- inference
 def predict(model, X, batch_size, scratch):
     """Output-layer activations of validated ``X``, ``batch_size`` rows per pass."""
@@ -69,8 +80,8 @@ def predict(model, X, batch_size, scratch):
     ws_off, Zbuf = workspace(model, min(batch_size, X.shape[0]), ["Z"], scratch)
     Tbuf = first_layer_scratch(model, X, block_nnz(X, batch_size), scratch)
     _net.predict(
-        X, batch_size, model._net, model._params, model._running, moments(model, scratch),
-        ws_off, Zbuf, out, Tbuf,
+        features(model), X, batch_size, model._net, model._params, model._running,
+        moments(model, scratch), ws_off, Zbuf, out, Tbuf,
     )  # fmt: skip
     return out
 
@@ -80,8 +91,8 @@ def evaluate(model, X, Y, weight, batch_size, scratch):
     ws_off, Zbuf, Abuf = workspace(model, min(batch_size, X.shape[0]), ["Z", "A"], scratch)
     Tbuf = first_layer_scratch(model, X, block_nnz(X, batch_size), scratch)
     return _net.evaluate(
-        X, Y, weight, batch_size, model._net, LOSS_CODES[model.loss], model._params,
-        model._running, moments(model, scratch), ws_off, Zbuf, Abuf, Tbuf,
+        features(model, loss=True), X, Y, weight, batch_size, model._net, LOSS_CODES[model.loss],
+        model._params, model._running, moments(model, scratch), ws_off, Zbuf, Abuf, Tbuf,
     )  # fmt: skip
 
 
@@ -94,9 +105,9 @@ def gradients(model, X, Y, weight, grads, training, scratch):
     Tbuf = first_layer_scratch(model, X, block_nnz(X, X.shape[0]), scratch)
     key = np.uint64(_layer_kernels.batch_mask_key(model._mask_key, model._step[0] + 1))
     loss_sum, _ = _net.forward_backward(
-        X, Y, weight, model._net, LOSS_CODES[model.loss], model.dtype.type(model.loss_weight),
-        model._params, grads, model._running, moments(model, scratch), bool(training), False,
-        key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
+        features(model, loss=True), X, Y, weight, model._net, LOSS_CODES[model.loss],
+        model.dtype.type(model.loss_weight), model._params, grads, model._running, moments(model,
+        scratch), bool(training), False, key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
     )  # fmt: skip
     return loss_sum
 
@@ -144,6 +155,7 @@ class EpochRunner:
         self.loss_weight = model.dtype.type(model.loss_weight)
         self.clipnorm = float(model.clipnorm or 0.0)
         self.moments = moments(model, scratch)
+        self.features = features(model, loss=True, optimizer=True)
         self.comm_seconds = 0.0
 
     def reduce(self, values):
@@ -157,11 +169,11 @@ class EpochRunner:
         """One epoch over the rows in ``order``; returns ``(loss sum, correct, bad batch)``."""
         m = self.model
         return _net.train_epoch(
-            self.X, self.Y, self.weight, order, self.batch_size, m._net, LOSS_CODES[m.loss],
-            self.loss_weight, m._params, self.grads, m._running, self.moments, m._mask_key,
-            m.optimizer.code, hyper, m._state, m._step, self.l1, self.l2, self.clipnorm,
-            self.Xbuf, self.Ybuf, self.Wbuf, self.ws_off, self.Zbuf, self.Abuf, self.Dbuf,
-            self.Tbuf,
+            self.features, self.X, self.Y, self.weight, order, self.batch_size, m._net,
+            LOSS_CODES[m.loss], self.loss_weight, m._params, self.grads, m._running, self.moments,
+            m._mask_key, m.optimizer.code, hyper, m._state, m._step, self.l1, self.l2,
+            self.clipnorm, self.Xbuf, self.Ybuf, self.Wbuf, self.ws_off, self.Zbuf, self.Abuf,
+            self.Dbuf, self.Tbuf,
         )  # fmt: skip
 
     def snapshot(self):

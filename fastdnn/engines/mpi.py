@@ -28,7 +28,7 @@ from ..kernels.cpu import layers as _layer_kernels
 from ..kernels.cpu import network as _net
 from ..kernels.cpu import optimizers as _opt_kernels
 from ..kernels.cpu.losses import LOSS_CODES
-from .cpu import EpochRunner
+from .cpu import EpochRunner, features
 
 # Moves each rank's dropout key away from the others' (the 64-bit golden ratio).
 _RANK_STRIDE = 0x9E3779B97F4A7C15
@@ -83,6 +83,8 @@ class DistributedEpochRunner(EpochRunner):
         self.width = 1 if model.loss == "cross_entropy" else model.n_outputs
         self.n_batches = comm.allreduce(self.n_batches, op=MPI.MAX)
         self.comm_seconds = 0.0
+        # the optimizer step runs here, between the ranks' Allreduce and the next batch
+        self.fb_features = features(model, loss=True)
         comm.Bcast(model._params, root=0)
         comm.Bcast(model._running, root=0)
         self.rank_key = np.uint64((int(model._mask_key) + self.rank * _RANK_STRIDE) % 2**64)
@@ -120,9 +122,9 @@ class DistributedEpochRunner(EpochRunner):
                 )  # fmt: skip
                 key = np.uint64(_layer_kernels.batch_mask_key(self.rank_key, m._step[0] + 1))
                 loss, correct = _net.forward_backward(
-                    Xb, Yb, Wb, m._net, LOSS_CODES[m.loss], self.loss_weight, m._params, self.grads,
-                    m._running, self.moments, True, True, key, self.ws_off, self.Zbuf, self.Abuf,
-                    self.Dbuf, self.Tbuf,
+                    self.fb_features, Xb, Yb, Wb, m._net, LOSS_CODES[m.loss], self.loss_weight,
+                    m._params, self.grads, m._running, self.moments, True, True, key, self.ws_off,
+                    self.Zbuf, self.Abuf, self.Dbuf, self.Tbuf,
                 )  # fmt: skip
                 batch_weight = float(Wb.sum()) * self.width
                 # forward_backward divided by this rank's weight: undo it for the global mean.

@@ -4,15 +4,16 @@ Codes are plain integers so that compiled code can branch on them; ``fastdnn.lay
 public names onto them. Every scalar function is generic over float32/float64: constants are
 built with ``type(z)`` casts so that float32 never silently becomes float64.
 
-Each array kernel dispatches on the code once, outside its loops, to a loop specialised on the
-literal code (an ``@overload`` typed once per activation), so LLVM vectorises every loop with no
-branch on the code inside it (such a branch made the ReLU pass 7x slower).
+Each array kernel dispatches on the code once, outside its loops, to a loop compiled for one
+activation (``LOOPS``), so LLVM vectorises every loop with no branch on the code inside it; the
+dispatch (``activation_for``, ``scale_by_derivative_for``) is compiled only for the codes of a
+feature set (``features.py``).
 """
 
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
 from .._options import CALLEE_OPTIONS, INLINE_OPTIONS, JIT_OPTIONS
+from .features import ALL, activation_bit, switch
 from .vecmath import vexp, vexpm1, vlog1p, vtanh
 
 LINEAR = 0
@@ -150,44 +151,30 @@ ELEMENTWISE = {
 }
 
 
-def _activation_loop(code, Z, A):
-    """``A = f(Z)`` elementwise for a compile-time ``code`` (compiled through the overload)."""
+def _elementwise_loops(f, df):
+    """The compiled passes ``A = f(Z)`` and ``D *= f'(Z)`` of one activation: each types one
+    scalar function, so LLVM vectorises the loop with no branch on a code inside it (such a
+    branch made the ReLU pass 7x slower)."""
 
-
-def _derivative_loop(code, Z, A, D):
-    """``D *= f'(Z)`` elementwise for a compile-time ``code`` (compiled through the overload)."""
-
-
-# The loops are specialised on the literal code: each instance types one scalar function, so
-# every activation compiles once and LLVM vectorises each loop with no branch on the code.
-@overload(_activation_loop, prefer_literal=True, jit_options=CALLEE_OPTIONS)
-def _activation_loop_impl(code, Z, A):
-    if not isinstance(code, types.IntegerLiteral):
-        return None
-    f = ELEMENTWISE[code.literal_value][0]
-
-    def impl(code, Z, A):
+    @njit(**CALLEE_OPTIONS)
+    def activation_loop(Z, A):
         n, m = Z.shape
         for i in range(n):
             for j in range(m):
                 A[i, j] = f(Z[i, j])
 
-    return impl
-
-
-@overload(_derivative_loop, prefer_literal=True, jit_options=CALLEE_OPTIONS)
-def _derivative_loop_impl(code, Z, A, D):
-    if not isinstance(code, types.IntegerLiteral):
-        return None
-    df = ELEMENTWISE[code.literal_value][1]
-
-    def impl(code, Z, A, D):
+    @njit(**CALLEE_OPTIONS)
+    def derivative_loop(Z, A, D):
         n, m = Z.shape
         for i in range(n):
             for j in range(m):
                 D[i, j] *= df(Z[i, j], A[i, j])
 
-    return impl
+    return activation_loop, derivative_loop
+
+
+# code -> (activation loop, derivative loop)
+LOOPS = {code: _elementwise_loops(f, df) for code, (f, df) in ELEMENTWISE.items()}
 
 
 @njit(**JIT_OPTIONS)
@@ -223,47 +210,37 @@ def bias_fill(bias, Z):
             Z[i, j] = bias[j]
 
 
+@njit(**CALLEE_OPTIONS)
+def _no_pass(Z, A, D):
+    pass
+
+
+_BITS = {code: activation_bit(code) for code in (*ELEMENTWISE, SOFTMAX)}
+_NON_LINEAR = [code for code in ELEMENTWISE if code != LINEAR]
+# A linear layer's derivative is 1 and softmax's is fused with the loss: neither has a
+# derivative pass.
+activation_for = switch(
+    _BITS,
+    {**{c: LOOPS[c][0] for c in _NON_LINEAR}, SOFTMAX: softmax_rows, LINEAR: LOOPS[LINEAR][0]},
+)
+activation_for.__doc__ = """``activation_for(features, code, Z, A)``: ``A = f(Z)`` (softmax
+row-wise, every other code elementwise), compiled for the codes in ``features``."""
+scale_by_derivative_for = switch(
+    _BITS, {**{c: LOOPS[c][1] for c in _NON_LINEAR}, SOFTMAX: _no_pass, LINEAR: _no_pass}
+)
+scale_by_derivative_for.__doc__ = """``scale_by_derivative_for(features, code, Z, A, D)``:
+``D *= f'(Z)`` in place (a layer's output gradient into its delta), for the codes in
+``features``."""
+
+
 @njit(**JIT_OPTIONS)
 def activation(code, Z, A):
-    """``A = f(Z)``: softmax row-wise, every other code elementwise."""
-    if code == RELU:
-        _activation_loop(RELU, Z, A)
-    elif code == SIGMOID:
-        _activation_loop(SIGMOID, Z, A)
-    elif code == TANH:
-        _activation_loop(TANH, Z, A)
-    elif code == LEAKY_RELU:
-        _activation_loop(LEAKY_RELU, Z, A)
-    elif code == ELU:
-        _activation_loop(ELU, Z, A)
-    elif code == GELU:
-        _activation_loop(GELU, Z, A)
-    elif code == SOFTPLUS:
-        _activation_loop(SOFTPLUS, Z, A)
-    elif code == EXP:
-        _activation_loop(EXP, Z, A)
-    elif code == SOFTMAX:
-        softmax_rows(Z, A)
-    else:
-        _activation_loop(LINEAR, Z, A)
+    """``A = f(Z)``: softmax row-wise, every other code elementwise (every code compiled)."""
+    activation_for(ALL, code, Z, A)
 
 
 @njit(**JIT_OPTIONS)
 def scale_by_derivative(code, Z, A, D):
-    """``D *= f'(Z)`` in place: turns the gradient w.r.t. a layer's output into its delta."""
-    if code == RELU:
-        _derivative_loop(RELU, Z, A, D)
-    elif code == SIGMOID:
-        _derivative_loop(SIGMOID, Z, A, D)
-    elif code == TANH:
-        _derivative_loop(TANH, Z, A, D)
-    elif code == LEAKY_RELU:
-        _derivative_loop(LEAKY_RELU, Z, A, D)
-    elif code == ELU:
-        _derivative_loop(ELU, Z, A, D)
-    elif code == GELU:
-        _derivative_loop(GELU, Z, A, D)
-    elif code == SOFTPLUS:
-        _derivative_loop(SOFTPLUS, Z, A, D)
-    elif code == EXP:
-        _derivative_loop(EXP, Z, A, D)
+    """``D *= f'(Z)`` in place: turns the gradient w.r.t. a layer's output into its delta
+    (every code compiled)."""
+    scale_by_derivative_for(ALL, code, Z, A, D)

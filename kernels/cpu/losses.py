@@ -10,7 +10,8 @@ import numpy as np
 from numba import njit
 
 from .._options import CALLEE_OPTIONS, JIT_OPTIONS
-from .activations import activation, scale_by_derivative, softplus
+from .activations import activation_for, scale_by_derivative_for, softplus
+from .features import ALL, loss_bit, switch
 from .vecmath import vexp
 
 MSE = 0
@@ -46,6 +47,164 @@ def poisson_deviance(z, mu, y):
     return d + y * (np.log(y) - z)
 
 
+@njit(**CALLEE_OPTIONS)
+def _cross_entropy_sum(Z, Y, row_weight, A):
+    n, m = Z.shape
+    total = Z.dtype.type(0.0)
+    for i in range(n):
+        shift = Z[i, 0]
+        for j in range(1, m):
+            shift = max(shift, Z[i, j])
+        sum_exp = Z.dtype.type(0.0)
+        y_sum = Z.dtype.type(0.0)
+        yz = Z.dtype.type(0.0)
+        for j in range(m):
+            sum_exp += vexp(Z[i, j] - shift)
+            y_sum += Y[i, j]
+            yz += Y[i, j] * Z[i, j]
+        total += row_weight[i] * ((shift + np.log(sum_exp)) * y_sum - yz)
+    return total
+
+
+@njit(**CALLEE_OPTIONS)
+def _binary_cross_entropy_sum(Z, Y, row_weight, A):
+    n, m = Z.shape
+    total = Z.dtype.type(0.0)
+    for i in range(n):
+        row_total = Z.dtype.type(0.0)
+        for j in range(m):
+            z = Z[i, j]
+            row_total += softplus(z) - z * Y[i, j]
+        total += row_weight[i] * row_total
+    return total
+
+
+@njit(**CALLEE_OPTIONS)
+def _poisson_sum(Z, Y, row_weight, A):
+    n, m = Z.shape
+    total = Z.dtype.type(0.0)
+    for i in range(n):
+        row_total = Z.dtype.type(0.0)
+        for j in range(m):
+            row_total += poisson_deviance(Z[i, j], A[i, j], Y[i, j])
+        total += row_weight[i] * row_total
+    return total
+
+
+@njit(**CALLEE_OPTIONS)
+def _squared_error_sum(Z, Y, row_weight, A):
+    n, m = Z.shape
+    total = Z.dtype.type(0.0)
+    for i in range(n):
+        row_total = Z.dtype.type(0.0)
+        for j in range(m):
+            r = A[i, j] - Y[i, j]
+            row_total += r * r
+        total += row_weight[i] * row_total
+    return total
+
+
+@njit(**CALLEE_OPTIONS)
+def _argmax_matches(A, Y):
+    n, m = A.shape
+    correct = 0
+    for i in range(n):
+        best_a = 0
+        best_y = 0
+        for j in range(1, m):
+            if A[i, j] > A[i, best_a]:
+                best_a = j
+            if Y[i, j] > Y[i, best_y]:
+                best_y = j
+        if best_a == best_y:
+            correct += 1
+    return correct
+
+
+@njit(**CALLEE_OPTIONS)
+def _threshold_matches(A, Y):
+    n, m = A.shape
+    correct = 0
+    half = A.dtype.type(0.5)
+    for i in range(n):
+        for j in range(m):
+            if (A[i, j] > half) == (Y[i, j] > half):
+                correct += 1
+    return correct
+
+
+@njit(**CALLEE_OPTIONS)
+def _no_accuracy(A, Y):
+    return 0
+
+
+@njit(**CALLEE_OPTIONS)
+def _elementwise_derivative(act_features, act_code, Z, A, D):
+    scale_by_derivative_for(act_features, act_code, Z, A, D)
+
+
+@njit(**CALLEE_OPTIONS)
+def _fused_derivative(act_features, act_code, Z, A, D):
+    pass
+
+
+_BITS = {code: loss_bit(code) for code in LOSS_CODES.values()}
+_loss_sum = switch(
+    _BITS,
+    {
+        CROSS_ENTROPY: _cross_entropy_sum,
+        BINARY_CROSS_ENTROPY: _binary_cross_entropy_sum,
+        POISSON: _poisson_sum,
+        MSE: _squared_error_sum,
+    },
+)
+_correct = switch(
+    _BITS,
+    {
+        CROSS_ENTROPY: _argmax_matches,
+        BINARY_CROSS_ENTROPY: _threshold_matches,
+        POISSON: _no_accuracy,
+        MSE: _no_accuracy,
+    },
+)
+# Only MSE leaves the output activation's derivative to apply: the other losses are fused.
+_output_derivative = switch(
+    _BITS,
+    {
+        CROSS_ENTROPY: _fused_derivative,
+        BINARY_CROSS_ENTROPY: _fused_derivative,
+        POISSON: _fused_derivative,
+        MSE: _elementwise_derivative,
+    },
+)
+
+
+@njit(**CALLEE_OPTIONS)
+def output_loss_for(features, loss_code, act_code, Z, Y, row_weight, A):
+    """:func:`output_loss` compiled for the losses and activations in ``features``."""
+    activation_for(features, act_code, Z, A)
+    return _loss_sum(features, loss_code, Z, Y, row_weight, A)
+
+
+@njit(**CALLEE_OPTIONS)
+def output_delta_for(features, loss_code, act_code, Z, A, Y, row_weight, scale, D):
+    """:func:`output_delta` compiled for the losses and activations in ``features``."""
+    n, m = Z.shape
+    if loss_code == MSE:
+        scale = Z.dtype.type(2.0) * scale
+    for i in range(n):
+        row_scale = scale * row_weight[i]
+        for j in range(m):
+            D[i, j] = (A[i, j] - Y[i, j]) * row_scale
+    _output_derivative(features, loss_code, features, act_code, Z, A, D)
+
+
+@njit(**CALLEE_OPTIONS)
+def count_correct_for(features, loss_code, A, Y):
+    """:func:`count_correct` compiled for the losses in ``features``."""
+    return _correct(features, loss_code, A, Y)
+
+
 @njit(**JIT_OPTIONS)
 def output_loss(loss_code, act_code, Z, Y, row_weight, A):
     """Write the output activation into ``A`` and return the weighted summed loss of the batch.
@@ -55,43 +214,7 @@ def output_loss(loss_code, act_code, Z, Y, row_weight, A):
     cross-entropy and Poisson; the caller divides by the matching weighted count to get the
     mean.
     """
-    n, m = Z.shape
-    total = Z.dtype.type(0.0)
-    activation(act_code, Z, A)
-    if loss_code == CROSS_ENTROPY:
-        for i in range(n):
-            shift = Z[i, 0]
-            for j in range(1, m):
-                shift = max(shift, Z[i, j])
-            sum_exp = Z.dtype.type(0.0)
-            y_sum = Z.dtype.type(0.0)
-            yz = Z.dtype.type(0.0)
-            for j in range(m):
-                sum_exp += vexp(Z[i, j] - shift)
-                y_sum += Y[i, j]
-                yz += Y[i, j] * Z[i, j]
-            total += row_weight[i] * ((shift + np.log(sum_exp)) * y_sum - yz)
-    elif loss_code == BINARY_CROSS_ENTROPY:
-        for i in range(n):
-            row_total = Z.dtype.type(0.0)
-            for j in range(m):
-                z = Z[i, j]
-                row_total += softplus(z) - z * Y[i, j]
-            total += row_weight[i] * row_total
-    elif loss_code == POISSON:
-        for i in range(n):
-            row_total = Z.dtype.type(0.0)
-            for j in range(m):
-                row_total += poisson_deviance(Z[i, j], A[i, j], Y[i, j])
-            total += row_weight[i] * row_total
-    else:
-        for i in range(n):
-            row_total = Z.dtype.type(0.0)
-            for j in range(m):
-                r = A[i, j] - Y[i, j]
-                row_total += r * r
-            total += row_weight[i] * row_total
-    return total
+    return output_loss_for(ALL, loss_code, act_code, Z, Y, row_weight, A)
 
 
 @njit(**JIT_OPTIONS)
@@ -104,15 +227,7 @@ def output_delta(loss_code, act_code, Z, A, Y, row_weight, scale, D):
     Softmax + cross-entropy, sigmoid + binary cross-entropy and exp + Poisson all reduce to
     ``(A - Y)`` times that factor (for Poisson, ``d/dz (exp(z) - y z) = mu - y``).
     """
-    n, m = Z.shape
-    if loss_code == MSE:
-        scale = Z.dtype.type(2.0) * scale
-    for i in range(n):
-        row_scale = scale * row_weight[i]
-        for j in range(m):
-            D[i, j] = (A[i, j] - Y[i, j]) * row_scale
-    if loss_code == MSE:
-        scale_by_derivative(act_code, Z, A, D)
+    output_delta_for(ALL, loss_code, act_code, Z, A, Y, row_weight, scale, D)
 
 
 @njit(**JIT_OPTIONS)
@@ -121,23 +236,4 @@ def count_correct(loss_code, A, Y):
 
     Returns 0 for MSE and Poisson, which have no accuracy.
     """
-    n, m = A.shape
-    correct = 0
-    if loss_code == CROSS_ENTROPY:
-        for i in range(n):
-            best_a = 0
-            best_y = 0
-            for j in range(1, m):
-                if A[i, j] > A[i, best_a]:
-                    best_a = j
-                if Y[i, j] > Y[i, best_y]:
-                    best_y = j
-            if best_a == best_y:
-                correct += 1
-    elif loss_code == BINARY_CROSS_ENTROPY:
-        half = A.dtype.type(0.5)
-        for i in range(n):
-            for j in range(m):
-                if (A[i, j] > half) == (Y[i, j] > half):
-                    correct += 1
-    return correct
+    return count_correct_for(ALL, loss_code, A, Y)

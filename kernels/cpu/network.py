@@ -22,6 +22,12 @@ or gathered batch of its rows, the first layer's two products) go through the ``
 functions below, each compiled to the dense or the CSR kernel by the type of ``X``. The batch
 buffer ``Xbuf`` is then a flat array, or a CSR of buffers for the largest batch.
 
+Every driver takes a feature set first (``features.py``): it is compiled with the kernels of
+those layer kinds, activations, loss and optimizer only, and :func:`features_of` gives a
+network's. The passes over the layers (``forward``, ``backward``) take its layer part, so a fit,
+an evaluation and a prediction of one network type them alike; Numba inlines them into the
+drivers.
+
 Every array argument is owned by the caller; nothing here allocates on the training path.
 """
 
@@ -33,8 +39,18 @@ from numba.extending import overload
 
 from .._options import CALLEE_OPTIONS, JIT_OPTIONS
 from . import sparse
-from .activations import activation, bias_fill, scale_by_derivative
+from .activations import activation_for, bias_fill, scale_by_derivative_for
 from .blas import gemm, gemm_add
+from .features import (
+    CLIP,
+    activation_bit,
+    features,
+    gated,
+    kind_bit,
+    layer_features,
+    loss_bit,
+    optimizer_bit,
+)
 from .fpmode import flush_denormals, restore_fp_mode
 from .layers import (
     batch_mask_key,
@@ -47,8 +63,8 @@ from .layers import (
     layer_norm_backward,
     layer_norm_forward,
 )
-from .losses import CROSS_ENTROPY, count_correct, output_delta, output_loss
-from .optimizers import clip_by_global_norm, optimizer_step
+from .losses import CROSS_ENTROPY, count_correct_for, output_delta_for, output_loss_for
+from .optimizers import clip_by_global_norm, optimizer_step_for
 
 DENSE = 0
 BATCH_NORM = 1
@@ -186,8 +202,46 @@ def column_sum(D, out):
             out[j] += D[i, j]
 
 
-@njit(**JIT_OPTIONS)
-def forward(X, net, params, running, moments, training, update, key, ws_off, Zbuf, Abuf, Tbuf):
+@njit(**CALLEE_OPTIONS)
+def _dropout_layer(X, rate, key, layer, Z, A):
+    dropout_forward(X, rate, layer_mask_key(key, layer), Z, A)
+
+
+# Each layer kind's kernels, compiled into a driver only when its feature set has the kind.
+_dropout_layer_forward = gated(kind_bit(DROPOUT), _dropout_layer)
+_dropout_backward = gated(kind_bit(DROPOUT), dropout_backward)
+_dropout_copy = gated(kind_bit(DROPOUT), copy_rows)
+_batch_norm_forward = gated(kind_bit(BATCH_NORM), batch_norm_forward)
+_batch_norm_backward = gated(kind_bit(BATCH_NORM), batch_norm_backward)
+_layer_norm_forward = gated(kind_bit(LAYER_NORM), layer_norm_forward)
+_layer_norm_backward = gated(kind_bit(LAYER_NORM), layer_norm_backward)
+_clip = gated(CLIP, clip_by_global_norm)
+
+
+def features_of(net, loss_code=None, opt_code=None, clip=False):
+    """The :class:`~fastdnn.kernels.cpu.features.Features` a driver needs for the layer table
+    ``net``: its kinds and activations, and the loss, the optimizer and clipping when given
+    (prediction needs none of them, evaluation no optimizer)."""
+    mask = 0
+    for kind in np.unique(net.kinds):
+        mask |= kind_bit(int(kind))
+    for code in np.unique(net.acts):
+        mask |= activation_bit(int(code))
+    if loss_code is not None:
+        mask |= loss_bit(loss_code)
+    if opt_code is not None:
+        mask |= optimizer_bit(opt_code)
+    if clip:
+        mask |= CLIP
+    return features(mask)
+
+
+# The passes are inlined into their callers by Numba: each driver then goes through LLVM once
+# rather than once more for every level of passes it calls (a first S fit: 13-15 -> 10.5 s).
+@njit(**JIT_OPTIONS, inline="always")
+def forward(
+    features, X, net, params, running, moments, training, update, key, ws_off, Zbuf, Abuf, Tbuf
+):  # fmt: skip
     """Run every layer on the batch ``X``; the last (dense) layer stops at its pre-activation.
 
     A dense layer fills ``Z`` with its bias, adds ``X @ W.T`` by one BLAS GEMM (a CSR input: by
@@ -217,24 +271,24 @@ def forward(X, net, params, running, moments, training, update, key, ws_off, Zbu
             X_prev = _view(Abuf, ws_off[layer - 1], rows, n_in)
             if kind == DROPOUT:
                 if training and net.rate[layer] > 0:
-                    dropout_forward(X_prev, net.rate[layer], layer_mask_key(key, layer), Z, A)
+                    _dropout_layer_forward(features, X_prev, net.rate[layer], key, layer, Z, A)
                 else:
-                    copy_rows(X_prev, A)
+                    _dropout_copy(features, X_prev, A)
                 continue
             gamma, beta = params[p : p + n_out], params[q : q + n_out]
             if kind == BATCH_NORM:
-                batch_norm_forward(
-                    X_prev, gamma, beta, running[s : s + 2 * n_out], net.eps[layer],
+                _batch_norm_forward(
+                    features, X_prev, gamma, beta, running[s : s + 2 * n_out], net.eps[layer],
                     net.momentum[layer], training, update, moments[s : s + 2 * n_out], Z,
                 )  # fmt: skip
             else:
-                layer_norm_forward(X_prev, gamma, beta, net.eps[layer], Z)
+                _layer_norm_forward(features, X_prev, gamma, beta, net.eps[layer], Z)
         if layer < n_layers - 1:
-            activation(net.acts[layer], Z, A)
+            activation_for(features, net.acts[layer], Z, A)
 
 
-@njit(**JIT_OPTIONS)
-def backward(X, net, params, grads, moments, training, ws_off, Zbuf, Abuf, Dbuf, Tbuf):
+@njit(**JIT_OPTIONS, inline="always")
+def backward(features, X, net, params, grads, moments, training, ws_off, Zbuf, Abuf, Dbuf, Tbuf):
     """Back-propagate the output delta (already in ``Dbuf``) and write every parameter gradient.
 
     A dense layer: ``dW = D.T @ A_prev`` and ``D_prev = (D @ W) * f'(Z_prev)`` by BLAS GEMMs on
@@ -265,20 +319,21 @@ def backward(X, net, params, grads, moments, training, ws_off, Zbuf, Abuf, Dbuf,
             D_prev = _view(Dbuf, ws_off[layer - 1], rows, n_in)
             if kind == DROPOUT:
                 if training and net.rate[layer] > 0:
-                    dropout_backward(D, _view(Zbuf, ws_off[layer], rows, n_out), D_prev)
+                    _dropout_backward(features, D, _view(Zbuf, ws_off[layer], rows, n_out), D_prev)
                 else:
-                    copy_rows(D, D_prev)
+                    _dropout_copy(features, D, D_prev)
             elif kind == BATCH_NORM:
-                batch_norm_backward(
-                    X_prev, D, params[p : p + n_out], moments[s : s + 2 * n_out], training,
-                    grads[p : p + n_out], grads[q : q + n_out], D_prev,
+                _batch_norm_backward(
+                    features, X_prev, D, params[p : p + n_out], moments[s : s + 2 * n_out],
+                    training, grads[p : p + n_out], grads[q : q + n_out], D_prev,
                 )  # fmt: skip
             else:
-                layer_norm_backward(
-                    X_prev, D, params[p : p + n_out], net.eps[layer], grads[p : p + n_out],
-                    grads[q : q + n_out], D_prev,
+                _layer_norm_backward(
+                    features, X_prev, D, params[p : p + n_out], net.eps[layer],
+                    grads[p : p + n_out], grads[q : q + n_out], D_prev,
                 )  # fmt: skip
-        scale_by_derivative(
+        scale_by_derivative_for(
+            features,
             net.acts[layer - 1],
             _view(Zbuf, ws_off[layer - 1], rows, n_in),
             _view(Abuf, ws_off[layer - 1], rows, n_in),
@@ -286,10 +341,10 @@ def backward(X, net, params, grads, moments, training, ws_off, Zbuf, Abuf, Dbuf,
         )
 
 
-@njit(**JIT_OPTIONS)
+@njit(**JIT_OPTIONS, inline="always")
 def forward_backward(
-    X, Y, row_weight, net, loss_code, loss_weight, params, grads, running, moments, training,
-    update, key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
+    features, X, Y, row_weight, net, loss_code, loss_weight, params, grads, running, moments,
+    training, update, key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
 ):  # fmt: skip
     """Gradients of ``loss_weight`` times the weighted mean loss over the batch ``(X, Y)`` into
     ``grads``, the forward pass in the mode ``training``/``update``/``key`` of :func:`forward`.
@@ -303,21 +358,24 @@ def forward_backward(
     rows = _input_rows(X)
     last = net.kinds.size - 1
     n_out = net.sizes[last + 1]
-    forward(X, net, params, running, moments, training, update, key, ws_off, Zbuf, Abuf, Tbuf)
+    layers = layer_features(features)
+    forward(
+        layers, X, net, params, running, moments, training, update, key, ws_off, Zbuf, Abuf, Tbuf
+    )
     Z = _view(Zbuf, ws_off[last], rows, n_out)
     A = _view(Abuf, ws_off[last], rows, n_out)
     D = _view(Dbuf, ws_off[last], rows, n_out)
     out_act = net.acts[last]
-    loss = output_loss(loss_code, out_act, Z, Y, row_weight, A)
-    correct = count_correct(loss_code, A, Y)
+    loss = output_loss_for(features, loss_code, out_act, Z, Y, row_weight, A)
+    correct = count_correct_for(features, loss_code, A, Y)
     weight_sum = float(row_weight.sum())
     if loss_code != CROSS_ENTROPY:
         weight_sum *= n_out
     # A batch whose weights are all zero contributes no gradient. The factor is formed once per
     # batch in float64 and rounded once to the parameters' dtype.
     scale = params.dtype.type(loss_weight / weight_sum if weight_sum > 0 else 0.0)
-    output_delta(loss_code, out_act, Z, A, Y, row_weight, scale, D)
-    backward(X, net, params, grads, moments, training, ws_off, Zbuf, Abuf, Dbuf, Tbuf)
+    output_delta_for(features, loss_code, out_act, Z, A, Y, row_weight, scale, D)
+    backward(layers, X, net, params, grads, moments, training, ws_off, Zbuf, Abuf, Dbuf, Tbuf)
     return loss, correct
 
 
@@ -338,9 +396,9 @@ def gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf):
 
 @njit(**JIT_OPTIONS)
 def train_epoch(
-    X, Y, sample_weight, order, batch_size, net, loss_code, loss_weight, params, grads, running,
-    moments, model_key, opt_code, hyper, state, step, l1, l2, clipnorm, Xbuf, Ybuf, Wbuf, ws_off,
-    Zbuf, Abuf, Dbuf, Tbuf,
+    features, X, Y, sample_weight, order, batch_size, net, loss_code, loss_weight, params, grads,
+    running, moments, model_key, opt_code, hyper, state, step, l1, l2, clipnorm, Xbuf, Ybuf, Wbuf,
+    ws_off, Zbuf, Abuf, Dbuf, Tbuf,
 ):  # fmt: skip
     """One epoch of mini-batch training in a single compiled call.
 
@@ -369,16 +427,18 @@ def train_epoch(
         Xb, Yb, Wb = gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf)
         key = batch_mask_key(model_key, step[0] + 1)
         loss, correct = forward_backward(
-            Xb, Yb, Wb, net, loss_code, loss_weight, params, grads, running, moments, True, True,
-            key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
+            features, Xb, Yb, Wb, net, loss_code, loss_weight, params, grads, running, moments,
+            True, True, key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
         )  # fmt: skip
         if not np.isfinite(loss):
             bad_batch = batch_index
             break
         if clipnorm > 0:
-            clip_by_global_norm(grads, clipnorm)
+            _clip(features, grads, clipnorm)
         step[0] += 1
-        optimizer_step(opt_code, params, grads, state, hyper, step[0], net.n_weights, l1, l2)
+        optimizer_step_for(
+            features, opt_code, params, grads, state, hyper, step[0], net.n_weights, l1, l2
+        )
         loss_total += loss
         correct_total += correct
         batch_index += 1
@@ -388,8 +448,8 @@ def train_epoch(
 
 @njit(**JIT_OPTIONS)
 def evaluate(
-    X, Y, sample_weight, batch_size, net, loss_code, params, running, moments, ws_off, Zbuf,
-    Abuf, Tbuf,
+    features, X, Y, sample_weight, batch_size, net, loss_code, params, running, moments, ws_off,
+    Zbuf, Abuf, Tbuf,
 ):  # fmt: skip
     """Weighted summed loss and correct predictions over ``(X, Y)`` in inference mode,
     ``batch_size`` rows at a time."""
@@ -404,17 +464,20 @@ def evaluate(
         rows = min(batch_size, n_rows - start)
         Xb = _input_block(X, start, rows)
         Yb = _view(Y_flat, start * n_out, rows, n_out)
-        forward(Xb, net, params, running, moments, False, False, no_key, ws_off, Zbuf, Abuf, Tbuf)
+        forward(
+            layer_features(features), Xb, net, params, running, moments, False, False, no_key,
+            ws_off, Zbuf, Abuf, Tbuf,
+        )  # fmt: skip
         Z = _view(Zbuf, ws_off[last], rows, n_out)
         A = _view(Abuf, ws_off[last], rows, n_out)
         Wb = sample_weight[start : start + rows]
-        loss_total += output_loss(loss_code, net.acts[last], Z, Yb, Wb, A)
-        correct_total += count_correct(loss_code, A, Yb)
+        loss_total += output_loss_for(features, loss_code, net.acts[last], Z, Yb, Wb, A)
+        correct_total += count_correct_for(features, loss_code, A, Yb)
     return loss_total, correct_total
 
 
 @njit(**JIT_OPTIONS)
-def predict(X, batch_size, net, params, running, moments, ws_off, Zbuf, out, Tbuf):
+def predict(features, X, batch_size, net, params, running, moments, ws_off, Zbuf, out, Tbuf):
     """Output-layer activations for every row of ``X`` into ``out`` in inference mode,
     ``batch_size`` at a time.
 
@@ -430,8 +493,12 @@ def predict(X, batch_size, net, params, running, moments, ws_off, Zbuf, out, Tbu
     for start in range(0, n_rows, batch_size):
         rows = min(batch_size, n_rows - start)
         Xb = _input_block(X, start, rows)
-        forward(Xb, net, params, running, moments, False, False, no_key, ws_off, Zbuf, Zbuf, Tbuf)
-        activation(
+        forward(
+            layer_features(features), Xb, net, params, running, moments, False, False, no_key,
+            ws_off, Zbuf, Zbuf, Tbuf,
+        )  # fmt: skip
+        activation_for(
+            features,
             net.acts[last],
             _view(Zbuf, ws_off[last], rows, n_out),
             _view(out_flat, start * n_out, rows, n_out),

@@ -9,7 +9,8 @@ order documented by each optimizer class in ``fastdnn.optimizers``.
 import numpy as np
 from numba import njit
 
-from .._options import INLINE_OPTIONS, JIT_OPTIONS
+from .._options import CALLEE_OPTIONS, INLINE_OPTIONS, JIT_OPTIONS
+from .features import ALL, optimizer_bit, switch
 from .fpmode import flush_denormals, restore_fp_mode
 
 SGD = 0
@@ -72,36 +73,68 @@ def _rmsprop(p, g, state, hyper, lo, hi, l1, l2):
         p[i] -= lr * b
 
 
+@njit(**CALLEE_OPTIONS)
+def _sgd_step(params, grads, state, hyper, step, n_weights, l1, l2):
+    zero = params.dtype.type(0.0)
+    _sgd(params, grads, state, hyper, 0, n_weights, l1, l2)
+    _sgd(params, grads, state, hyper, n_weights, params.size, zero, zero)
+
+
+@njit(**CALLEE_OPTIONS)
+def _rmsprop_step(params, grads, state, hyper, step, n_weights, l1, l2):
+    zero = params.dtype.type(0.0)
+    _rmsprop(params, grads, state, hyper, 0, n_weights, l1, l2)
+    _rmsprop(params, grads, state, hyper, n_weights, params.size, zero, zero)
+
+
+@njit(**INLINE_OPTIONS)
+def _adam_step(params, grads, state, hyper, step, n_weights, l1, l2, decay):
+    # Bias corrections in float64, as torch computes them from a Python float step.
+    zero = params.dtype.type(0.0)
+    lr = hyper[0]
+    bc1 = 1.0 - float(hyper[1]) ** step
+    bc2 = 1.0 - float(hyper[2]) ** step
+    step_size = params.dtype.type(lr / bc1)
+    inv_sqrt_bc2 = params.dtype.type(1.0 / np.sqrt(bc2))
+    n = params.size
+    _adam(params, grads, state, hyper, 0, n_weights, l1, l2, step_size, inv_sqrt_bc2, decay)
+    _adam(params, grads, state, hyper, n_weights, n, zero, zero, step_size, inv_sqrt_bc2, decay)
+
+
+@njit(**CALLEE_OPTIONS)
+def _adam_no_decay(params, grads, state, hyper, step, n_weights, l1, l2):
+    _adam_step(params, grads, state, hyper, step, n_weights, l1, l2, params.dtype.type(1.0))
+
+
+@njit(**CALLEE_OPTIONS)
+def _adamw_step(params, grads, state, hyper, step, n_weights, l1, l2):
+    decay = params.dtype.type(1.0 - hyper[0] * hyper[4])
+    _adam_step(params, grads, state, hyper, step, n_weights, l1, l2, decay)
+
+
+_step = switch(
+    {code: optimizer_bit(code) for code in (SGD, RMSPROP, ADAMW, ADAM)},
+    {SGD: _sgd_step, RMSPROP: _rmsprop_step, ADAMW: _adamw_step, ADAM: _adam_no_decay},
+)
+
+
+@njit(**CALLEE_OPTIONS)
+def optimizer_step_for(features, code, params, grads, state, hyper, step, n_weights, l1, l2):
+    """:func:`optimizer_step` compiled for the optimizers in ``features``."""
+    fp_mode = flush_denormals()  # decaying moment estimates must not turn denormal
+    _step(features, code, params, grads, state, hyper, step, n_weights, l1, l2)
+    restore_fp_mode(fp_mode)
+
+
 @njit(**JIT_OPTIONS)
 def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
     """Apply one update to ``params`` in place; ``step`` is the 1-based step number.
 
     ``params[:n_weights]`` are weights (penalised by ``l1 * sign(w) + l2 * w`` in the gradient),
     ``params[n_weights:]`` are biases (not penalised). Denormal results are flushed to zero
-    (see ``fpmode.py``).
+    (see ``fpmode.py``). Every optimizer is compiled (see :func:`optimizer_step_for`).
     """
-    n = params.size
-    zero = params.dtype.type(0.0)
-    fp_mode = flush_denormals()  # decaying moment estimates must not turn denormal
-    if code == SGD:
-        _sgd(params, grads, state, hyper, 0, n_weights, l1, l2)
-        _sgd(params, grads, state, hyper, n_weights, n, zero, zero)
-    elif code == RMSPROP:
-        _rmsprop(params, grads, state, hyper, 0, n_weights, l1, l2)
-        _rmsprop(params, grads, state, hyper, n_weights, n, zero, zero)
-    else:
-        # Bias corrections in float64, as torch computes them from a Python float step.
-        lr = hyper[0]
-        bc1 = 1.0 - float(hyper[1]) ** step
-        bc2 = 1.0 - float(hyper[2]) ** step
-        step_size = params.dtype.type(lr / bc1)
-        inv_sqrt_bc2 = params.dtype.type(1.0 / np.sqrt(bc2))
-        decay = params.dtype.type(1.0)
-        if code == ADAMW:
-            decay = params.dtype.type(1.0 - lr * hyper[4])
-        _adam(params, grads, state, hyper, 0, n_weights, l1, l2, step_size, inv_sqrt_bc2, decay)
-        _adam(params, grads, state, hyper, n_weights, n, zero, zero, step_size, inv_sqrt_bc2, decay)
-    restore_fp_mode(fp_mode)
+    optimizer_step_for(ALL, code, params, grads, state, hyper, step, n_weights, l1, l2)
 
 
 @njit(**JIT_OPTIONS)
