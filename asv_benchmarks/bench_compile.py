@@ -58,7 +58,7 @@ COLD = EMPTY_CACHE + TRAIN_S  # kept for the earlier name
 def saved_model(folder, python=sys.executable, env=None):
     """Train and save an S model into ``folder`` with ``python``; returns the file's path."""
     path = os.path.join(folder, "s_model.npz")
-    subprocess.run([python, "-c", SAVE_S, path], check=True, env=env)
+    subprocess.run([python, "-c", SAVE_S, path], check=True, env=env, cwd=folder)
     return path
 
 
