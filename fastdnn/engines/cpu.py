@@ -106,8 +106,8 @@ def gradients(model, X, Y, weight, grads, training, scratch):
     key = np.uint64(_layer_kernels.batch_mask_key(model._mask_key, model._step[0] + 1))
     loss_sum, _ = _net.forward_backward(
         features(model, loss=True), X, Y, weight, model._net, LOSS_CODES[model.loss],
-        model.dtype.type(model.loss_weight), model._params, grads, model._running, moments(model,
-        scratch), bool(training), False, key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
+        model.dtype.type(model.loss_weight), model._params, grads, model._running,
+        moments(model, scratch), bool(training), False, key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
     )  # fmt: skip
     return loss_sum
 

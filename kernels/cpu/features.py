@@ -5,10 +5,11 @@ loss and the optimizer. Compiled for every branch, a fit of a two-layer ReLU net
 batch normalisation, dropout, every activation, loss and optimizer: most of a cold start. A
 driver therefore takes a :class:`Features` value as its first argument. Numba types it as
 ``FeaturesType(mask)``, a type that carries the mask, so every driver is compiled (and cached)
-once per feature set, and each optional kernel is reached through :func:`gated`, which compiles
-to the kernel when the mask has its bit and to nothing otherwise. :data:`ALL` has every bit:
-with it a driver is the generic one, which serves any network (``FASTDNN_SPECIALIZE=0``
-makes every call use it).
+once per feature set. Each optional kernel is reached through :func:`gated`, which compiles to
+the kernel when the mask has its bit and to nothing otherwise, and each dispatch on a run-time
+code (activation, loss, optimizer) through :func:`switch`, compiled for the mask's codes only.
+:data:`ALL` has every bit: with it a driver is the generic one, which serves any network
+(``FASTDNN_SPECIALIZE=0`` makes every call use it).
 
 Only the drivers and the gates see a feature set; the kernels behind the gates are compiled
 once per argument types and shared by every feature set.

@@ -9,7 +9,7 @@ sigmoid + binary cross-entropy, and :func:`poisson_deviance` for exp + Poisson.
 import numpy as np
 from numba import njit
 
-from .._options import CALLEE_OPTIONS, JIT_OPTIONS
+from .._options import CALLEE_OPTIONS, INLINE_OPTIONS, JIT_OPTIONS
 from .activations import activation_for, scale_by_derivative_for, softplus
 from .features import ALL, loss_bit, switch
 from .vecmath import vexp
@@ -66,42 +66,38 @@ def _cross_entropy_sum(Z, Y, row_weight, A):
     return total
 
 
-@njit(**CALLEE_OPTIONS)
-def _binary_cross_entropy_sum(Z, Y, row_weight, A):
-    n, m = Z.shape
-    total = Z.dtype.type(0.0)
-    for i in range(n):
-        row_total = Z.dtype.type(0.0)
-        for j in range(m):
-            z = Z[i, j]
-            row_total += softplus(z) - z * Y[i, j]
-        total += row_weight[i] * row_total
-    return total
+def _elementwise_sum(element):
+    """The kernel ``loss_sum(Z, Y, row_weight, A)``: ``sum_i row_weight[i] * sum_j element(Z[i,
+    j], A[i, j], Y[i, j])``, for the losses summed over every output element."""
+
+    @njit(**CALLEE_OPTIONS)
+    def loss_sum(Z, Y, row_weight, A):
+        n, m = Z.shape
+        total = Z.dtype.type(0.0)
+        for i in range(n):
+            row_total = Z.dtype.type(0.0)
+            for j in range(m):
+                row_total += element(Z[i, j], A[i, j], Y[i, j])
+            total += row_weight[i] * row_total
+        return total
+
+    return loss_sum
 
 
-@njit(**CALLEE_OPTIONS)
-def _poisson_sum(Z, Y, row_weight, A):
-    n, m = Z.shape
-    total = Z.dtype.type(0.0)
-    for i in range(n):
-        row_total = Z.dtype.type(0.0)
-        for j in range(m):
-            row_total += poisson_deviance(Z[i, j], A[i, j], Y[i, j])
-        total += row_weight[i] * row_total
-    return total
+@njit(**INLINE_OPTIONS)
+def _binary_cross_entropy(z, a, y):
+    return softplus(z) - z * y
 
 
-@njit(**CALLEE_OPTIONS)
-def _squared_error_sum(Z, Y, row_weight, A):
-    n, m = Z.shape
-    total = Z.dtype.type(0.0)
-    for i in range(n):
-        row_total = Z.dtype.type(0.0)
-        for j in range(m):
-            r = A[i, j] - Y[i, j]
-            row_total += r * r
-        total += row_weight[i] * row_total
-    return total
+@njit(**INLINE_OPTIONS)
+def _squared_error(z, a, y):
+    r = a - y
+    return r * r
+
+
+_binary_cross_entropy_sum = _elementwise_sum(_binary_cross_entropy)
+_poisson_sum = _elementwise_sum(poisson_deviance)
+_squared_error_sum = _elementwise_sum(_squared_error)
 
 
 @njit(**CALLEE_OPTIONS)
