@@ -3,10 +3,10 @@
 ``python -m fastdnn warmup`` is for container images and other machines prepared once and run
 many times: it compiles the generic drivers (every layer kind, activation, loss and optimizer;
 see ``kernels/cpu/features.py``) for float32 and float64, dense and sparse input, fitting,
-evaluation, prediction and gradients. Processes that set ``FASTDNN_SPECIALIZE=0`` use those
-drivers for every network, so with the cache warm they compile nothing. Without it, each
-network compiles (once, then cached) drivers specialised to its own features, which is shorter
-than compiling the generic ones but not free.
+evaluation, prediction and gradients (training and inference mode). Processes that set
+``FASTDNN_SPECIALIZE=0`` use those drivers for every network, so with the cache warm they
+compile nothing. Without it, each network compiles (once, then cached) drivers specialised to
+its own features, which is shorter than compiling the generic ones but not free.
 
 The cache is Numba's: beside the installed sources when that folder is writable, else the user
 cache folder, or ``NUMBA_CACHE_DIR`` when set. Numba keys it on the CPU: for a cache that
@@ -73,6 +73,7 @@ def warmup(dtypes=("float32", "float64"), sparse=True, log=print):
                 model.evaluate(data, y)
                 model.predict(data)
                 model.loss_and_gradients(data, y, training=True)
+                model.loss_and_gradients(data, y)  # inference mode: the L-BFGS solver's
                 if log:
                     log(f"  {dtype} {name}: {time.perf_counter() - step:.1f} s")
     finally:

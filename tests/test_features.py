@@ -134,8 +134,9 @@ def test_a_dense_fit_compiles_no_other_layer_optimizer_or_loss():
 
 
 def test_warmup_leaves_nothing_to_compile_for_a_generic_process():
-    # Warm an empty cache, then fit, evaluate and predict a network unlike the warm-up's
-    # (sigmoid, SGD, MSE) with FASTDNN_SPECIALIZE=0: every driver must come from the cache.
+    # Warm an empty cache, then fit, evaluate, predict and differentiate a network unlike the
+    # warm-up's (sigmoid, SGD, MSE) with FASTDNN_SPECIALIZE=0: every driver must come from the
+    # cache.
     code = textwrap.dedent("""
         import numpy as np, fastdnn as fd
         from fastdnn.kernels.cpu import network
@@ -145,7 +146,10 @@ def test_warmup_leaves_nothing_to_compile_for_a_generic_process():
         model.fit(X, X[:, :2], epochs=1, batch_size=8, verbose=0)
         model.evaluate(X, X[:, :2])
         model.predict(X)
-        drivers = [network.train_epoch, network.evaluate, network.predict]
+        model.loss_and_gradients(X, X[:, :2])
+        model.loss_and_gradients(X, X[:, :2], training=True)
+        drivers = [network.train_epoch, network.evaluate, network.predict,
+                   network.blocked_gradients, network.forward_backward]
         print(sum(len(d.stats.cache_misses) for d in drivers),
               sum(len(d.stats.cache_hits) for d in drivers))
     """)
@@ -163,7 +167,7 @@ def test_warmup_leaves_nothing_to_compile_for_a_generic_process():
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
         )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["0", "3"]
+    assert result.stdout.split() == ["0", "5"]
 
 
 def test_cache_goes_to_the_temporary_folder_when_nothing_else_is_writable(monkeypatch):

@@ -252,3 +252,49 @@ def test_loss_and_gradients_changes_nothing():
         np.testing.assert_array_equal(b0, b1)
     np.testing.assert_array_equal(state, model._state)
     assert model._step[0] == 0
+
+
+@pytest.mark.parametrize("loss, acts", [("cross_entropy", ["tanh", "softmax"]),
+                                        ("mse", ["relu", "linear"])])  # fmt: skip
+def test_gradients_in_blocks_match_the_reference(monkeypatch, loss, acts):
+    """A dense input's inference-mode gradient goes through in row blocks (here of 3 rows,
+    the last one short) and still sums to the whole batch's, sample weights included."""
+    from fastdnn.engines import cpu
+
+    monkeypatch.setattr(cpu, "GRADIENT_BLOCK", 3)
+    n_out = 4 if loss == "cross_entropy" else 2
+    model = net(acts, [3, 6, n_out], seed=8)
+    model.compile(loss, l2=1e-2)
+    push_weights_from_zero(model)
+    X, y = data(loss, n=10, n_out=n_out)
+    weight = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
+    Y = ref.one_hot(y, n_out) if loss == "cross_entropy" else y
+    params = [[W, b] for W, b in model.get_weights()]
+    ref_loss, ref_grads, _ = ref.loss_and_grads(params, acts, loss, X, Y, l2=1e-2, weight=weight)
+    X_, Y_, w_ = model._data(X, y, weight)
+    flat = np.empty_like(model._params)
+    assert model._loss_and_flat_gradient(X_, Y_, w_, flat) == pytest.approx(ref_loss, rel=1e-12)
+    for (dW, db), (rW, rb) in zip(model._layer_views(flat), ref_grads):
+        np.testing.assert_allclose(dW, rW, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(db, rb, rtol=1e-10, atol=1e-14)
+
+
+def test_gradients_in_blocks_of_every_layer_kind(monkeypatch):
+    """Normalisation and dropout layers in inference mode: blocks of 4 rows give the gradient
+    of one block of all 11 (float64 rounding apart)."""
+    from fastdnn.engines import cpu
+
+    model = fd.Sequential([
+        fd.Dense(3, 6), fd.BatchNorm(6, activation="relu"), fd.Dropout(0.3),
+        fd.Dense(6, 5, activation="gelu"), fd.LayerNorm(5), fd.Dense(5, 4, activation="softmax"),
+    ], seed=2, dtype="float64")  # fmt: skip
+    model.compile("cross_entropy")
+    X, y = data("cross_entropy", n=11)
+    model.fit(X, y, epochs=2, batch_size=4, verbose=0)  # running statistics away from 0 and 1
+    whole = model.loss_and_gradients(X, y)
+    monkeypatch.setattr(cpu, "GRADIENT_BLOCK", 4)
+    blocked = model.loss_and_gradients(X, y)
+    assert blocked[0] == pytest.approx(whole[0], rel=1e-12)
+    for layer_whole, layer_blocked in zip(whole[1], blocked[1]):
+        for a, b in zip(layer_whole, layer_blocked):
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-14)

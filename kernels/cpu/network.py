@@ -356,26 +356,89 @@ def forward_backward(
     without ``loss_weight``: the caller scales the mean it reports.
     """
     rows = _input_rows(X)
-    last = net.kinds.size - 1
-    n_out = net.sizes[last + 1]
     layers = layer_features(features)
     forward(
         layers, X, net, params, running, moments, training, update, key, ws_off, Zbuf, Abuf, Tbuf
     )
+    scale = _delta_scale(params, loss_code, net, loss_weight, row_weight)
+    loss, correct = _output_loss_and_delta(
+        features, net, loss_code, scale, Y, row_weight, rows, ws_off, Zbuf, Abuf, Dbuf
+    )
+    backward(layers, X, net, params, grads, moments, training, ws_off, Zbuf, Abuf, Dbuf, Tbuf)
+    return loss, correct
+
+
+@njit(**JIT_OPTIONS)
+def blocked_gradients(
+    features, X, Y, row_weight, net, loss_code, loss_weight, params, grads, block_grads, running,
+    moments, block_rows, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
+):  # fmt: skip
+    """:func:`forward_backward` in inference mode over the whole of ``(X, Y)``, ``block_rows``
+    rows at a time: the gradient of ``loss_weight`` times the weighted mean loss over all rows
+    into ``grads``. Returns the weighted summed loss, as :func:`forward_backward`.
+
+    In inference mode every row's loss depends on its own row only, so the blocks' gradients
+    add up to the whole batch's. Each block's passes then run on a workspace of
+    ``block_rows`` rows that stays in cache between a product and the pass after it (a
+    full-batch L-BFGS evaluation of 40000 x 100 rows through (256, 128) units: 25-40 % faster
+    than one batch, float32 and float64). The first block's gradient goes into ``grads``, each
+    later block's into ``block_grads`` (the size of ``grads``; empty for a single block) and is
+    added from there.
+    """
+    rows = _input_rows(X)
+    layers = layer_features(features)
+    scale = _delta_scale(params, loss_code, net, loss_weight, row_weight)
+    n_out = Y.shape[1]
+    Y_flat = Y.reshape(Y.size)
+    no_key = np.uint64(0)
+    loss_total = 0.0
+    for start in range(0, rows, block_rows):
+        n = min(block_rows, rows - start)
+        Xb = _input_block(X, start, n)
+        Yb = _view(Y_flat, start * n_out, n, n_out)
+        Wb = row_weight[start : start + n]
+        forward(
+            layers, Xb, net, params, running, moments, False, False, no_key, ws_off, Zbuf, Abuf,
+            Tbuf,
+        )  # fmt: skip
+        loss, _ = _output_loss_and_delta(
+            features, net, loss_code, scale, Yb, Wb, n, ws_off, Zbuf, Abuf, Dbuf
+        )
+        loss_total += loss
+        target = grads if start == 0 else block_grads
+        backward(layers, Xb, net, params, target, moments, False, ws_off, Zbuf, Abuf, Dbuf, Tbuf)
+        if start > 0:
+            for i in range(grads.size):
+                grads[i] += block_grads[i]
+    return loss_total
+
+
+@njit(**CALLEE_OPTIONS)
+def _delta_scale(params, loss_code, net, loss_weight, row_weight):
+    """The output delta's factor ``loss_weight / sum of weights`` (times the output width but
+    for cross-entropy, whose mean is over samples), formed in float64 and rounded once to the
+    parameters' dtype; 0 when every weight is 0 (such a batch contributes no gradient)."""
+    weight_sum = float(row_weight.sum())
+    if loss_code != CROSS_ENTROPY:
+        weight_sum *= net.sizes[net.kinds.size]
+    return params.dtype.type(loss_weight / weight_sum if weight_sum > 0 else 0.0)
+
+
+@njit(**JIT_OPTIONS, inline="always")
+def _output_loss_and_delta(
+    features, net, loss_code, scale, Y, row_weight, rows, ws_off, Zbuf, Abuf, Dbuf
+):  # fmt: skip
+    """The loss, the correct predictions and the output delta (``scale`` times the summed
+    loss's) of the batch whose forward pass is in the workspace."""
+    last = net.kinds.size - 1
+    n_out = net.sizes[last + 1]
     Z = _view(Zbuf, ws_off[last], rows, n_out)
     A = _view(Abuf, ws_off[last], rows, n_out)
     D = _view(Dbuf, ws_off[last], rows, n_out)
     out_act = net.acts[last]
     loss = output_loss_for(features, loss_code, out_act, Z, Y, row_weight, A)
     correct = count_correct_for(features, loss_code, A, Y)
-    weight_sum = float(row_weight.sum())
-    if loss_code != CROSS_ENTROPY:
-        weight_sum *= n_out
-    # A batch whose weights are all zero contributes no gradient. The factor is formed once per
-    # batch in float64 and rounded once to the parameters' dtype.
-    scale = params.dtype.type(loss_weight / weight_sum if weight_sum > 0 else 0.0)
     output_delta_for(features, loss_code, out_act, Z, A, Y, row_weight, scale, D)
-    backward(layers, X, net, params, grads, moments, training, ws_off, Zbuf, Abuf, Dbuf, Tbuf)
     return loss, correct
 
 
