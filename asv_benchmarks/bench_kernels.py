@@ -31,14 +31,15 @@ class Dense:
         self.features = cpu_engine.features(model, loss=True)
         self.ws_off, self.Z, self.A, self.D = cpu_engine.workspace(model, batch, ("Z", "A", "D"))
         self.grads = np.zeros_like(model._params)
-        self.T = np.empty(0, np.float32)  # the sparse first layer's scratch: unused, dense X
+        self.T = cpu_engine.first_layer_scratch(model, self.X, 0)  # unused by a dense X
+        self.no_stats = np.empty(0, model.dtype)
         self.time_forward(shape)
         self.time_forward_backward(shape)
 
     def time_forward(self, shape):
         m = self.m
         net.forward(
-            self.features, self.X, m._net, m._params, m._running, self.T, False, False,
+            self.features, self.X, m._net, m._params, m._running, self.no_stats, False, False,
             np.uint64(0), self.ws_off, self.Z, self.A, self.T,
         )  # fmt: skip
 
@@ -46,8 +47,8 @@ class Dense:
         m = self.m
         net.forward_backward(
             self.features, self.X, self.Y, self.w, m._net, 1, m.dtype.type(1.0), m._params,
-            self.grads, m._running, self.T, False, False, np.uint64(0), self.ws_off, self.Z, self.A,
-            self.D, self.T,
+            self.grads, m._running, self.no_stats, False, False, np.uint64(0), self.ws_off, self.Z,
+            self.A, self.D, self.T,
         )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from sklearn.neural_network import MLPClassifier
 
 import fastdnn as fd
+from fastdnn.engines import cpu as cpu_engine
 from fastdnn.kernels.cpu import optimizers as opt
 from fastdnn.kernels.cpu import sparse
 
@@ -90,9 +91,9 @@ class SparseKernels:
         self.Z = np.zeros((BATCH, HIDDEN), np.float32)
         self.D = np.maximum(rng.standard_normal((BATCH, HIDDEN), dtype=np.float32), 0)
         self.dW = np.empty_like(self.W)
-        # A batch of 200 rows holds far fewer values than the layer has inputs: no scratch for
-        # the transposed kernels, as in training (sparse.FORWARD_FILL).
-        self.T = np.empty(0, np.float32)
+        # The scratch a fit's batches get (a batch of 200 rows holds far fewer values than the
+        # layer has inputs: the compact forward, not the transposed one; sparse.FORWARD_FILL).
+        self.T = cpu_engine.first_layer_scratch(model, self.X, capacity)
         self.grads = np.zeros_like(model._params)
         self.hyper = model.optimizer.hyperparameters(np.float32)
         for name in ("gather", "forward", "weight_grad", "adam_step"):  # compile

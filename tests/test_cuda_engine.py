@@ -150,7 +150,7 @@ def test_evaluate_predict_and_gradients_match_cpu(loss):
     loss_cpu, correct_cpu = cpu_net.forward_backward(
         ALL, X, Y, weight, model._net, LOSSES[loss], model.dtype.type(1.0), model._params,
         grads_cpu, model._running, no_stats, False, False, np.uint64(0), ws_off, Zbuf, Abuf, Dbuf,
-        no_stats,
+        cpu_engine.first_layer_scratch(model, X, 0),
     )  # fmt: skip
     np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
     assert correct_gpu == correct_cpu

@@ -126,7 +126,8 @@ def test_predict_evaluate_and_gradients_match_dense(fmt):
 def test_both_first_layer_paths_match_dense(dtype):
     # Batches of all 23 rows hold more than GRADIENT_FILL stored values per column, so the
     # network takes the transposed kernels (training, evaluation, prediction, the full-batch
-    # gradient); batches of 3 rows hold fewer than FORWARD_FILL: the by-unit kernels.
+    # gradient); batches of 3 rows hold fewer than FORWARD_FILL: the compact forward and the
+    # by-unit gradient.
     X, y = messy_csr(), labels()
     canonical = _csr(X)
     lengths = np.sort(np.diff(canonical.indptr))
@@ -141,10 +142,13 @@ def test_both_first_layer_paths_match_dense(dtype):
         got = sparse_model.predict(X, batch_size=batch_size)
         np.testing.assert_allclose(got, dense.predict(X.toarray()), **TOL)
         assert got.dtype == dtype
-        # The transposed forward leaves W.T in the model's scratch.
-        T = sparse_model._scratch._arrays["first layer"]
+        # The transposed forward leaves W.T in the model's scratch; the compact one leaves the
+        # column slots released.
+        scratch = sparse_model._scratch._arrays
         W = sparse_model.get_weights()[0][0]
-        assert np.array_equal(T[: W.size], W.T.ravel()) == (batch_size == N)
+        if batch_size == N:
+            assert np.array_equal(scratch["first layer"][: W.size], W.T.ravel())
+        assert (scratch["first layer slot"] == -1).all()
         got = sparse_model.evaluate(X, y, batch_size=batch_size)
         assert got["loss"] == pytest.approx(dense.evaluate(X.toarray(), y)["loss"], rel=1e-5)
         loss, grads = sparse_model.loss_and_gradients(X, y)
@@ -207,12 +211,16 @@ def test_batch_buffers_hold_the_largest_batch():
     lengths = np.sort(np.diff(inputs.indptr))
     assert runner.Xbuf.indptr.size == 5
     assert runner.Xbuf.data.size == runner.Xbuf.indices.size == lengths[-4:].sum()
-    # No batch of 4 rows holds FORWARD_FILL values per column: no scratch for the transposed
-    # kernels. A batch of all rows does: the first layer's size.
-    assert lengths[-4:].sum() < sparse.FORWARD_FILL * N_IN and runner.Tbuf.size == 0
-    assert _EpochRunner(model, inputs, Y, weight, batch_size=N).Tbuf.size == N_IN * 8
+    # No batch of 4 rows holds FORWARD_FILL values per column: room for the columns such a
+    # batch can use (8 units each), not for the transposed kernels. A batch of all rows does: the
+    # first layer's size. One slot per column.
+    assert lengths[-4:].sum() < sparse.FORWARD_FILL * N_IN
+    assert runner.Tbuf.values.size == min(lengths[-4:].sum(), N_IN) * 8
+    assert runner.Tbuf.slot.size == runner.Tbuf.columns.size == N_IN
+    assert (runner.Tbuf.slot == -1).all()
+    assert _EpochRunner(model, inputs, Y, weight, batch_size=N).Tbuf.values.size == N_IN * 8
     dense = _EpochRunner(model, X.toarray().astype(np.float32), Y, weight, batch_size=N)
-    assert dense.Tbuf.size == 0
+    assert dense.Tbuf.values.size == dense.Tbuf.slot.size == 0
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -224,24 +232,28 @@ def _csr(X, dtype=np.float32):
     )
 
 
+def _scratch(values):
+    """A first-layer scratch around ``values`` for ``N_IN`` columns, slots released."""
+    return sparse.FirstLayerScratch(values, np.full(N_IN, -1, np.int64), np.empty(N_IN, np.int64))
+
+
 # The two ways of each product, and each product as the networks call it (choosing one by the
-# batch's stored values per column; with an empty scratch, always by unit).
+# batch's stored values per column; with no room for W in the scratch, never transposed).
 MATMUL_ADD = {
-    "by unit": lambda X, W, Z, T: sparse.matmul_add_by_unit(X, W, Z),
-    "transposed": sparse.matmul_add_transposed,
+    "compact": sparse.matmul_add_compact,
+    "transposed": lambda X, W, Z, S: sparse.matmul_add_transposed(X, W, Z, S.values),
     "chosen": sparse.matmul_add,
-    "chosen, no scratch": lambda X, W, Z, T: sparse.matmul_add(X, W, Z, T[:0]),
 }
 WEIGHT_GRAD = {
-    "by unit": lambda X, D, dW, T: sparse.weight_grad_by_unit(X, D, dW),
-    "transposed": sparse.weight_grad_transposed,
+    "by unit": lambda X, D, dW, S: sparse.weight_grad_by_unit(X, D, dW),
+    "transposed": lambda X, D, dW, S: sparse.weight_grad_transposed(X, D, dW, S.values),
     "chosen": sparse.weight_grad,
-    "chosen, no scratch": lambda X, D, dW, T: sparse.weight_grad(X, D, dW, T[:0]),
+    "chosen, no scratch": lambda X, D, dW, S: sparse.weight_grad(X, D, dW, _scratch(S.values[:0])),
 }
 
 
-# n_out: units in groups of 4 (by unit) and tiles of 8 (the transposes): partial, two, full, and
-# a full tile with a partial one; the 10 columns are one full tile and a partial one.
+# n_out: tiles of 8 (the transposes and the compact gather): partial, full, and a full tile
+# with a partial one; the 10 columns are one full tile and a partial one.
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_out", [1, 6, 8, 13])
 @pytest.mark.parametrize("path", MATMUL_ADD)
@@ -249,15 +261,25 @@ def test_matmul_add_and_row_block_against_numpy(path, n_out, dtype):
     X = messy_csr()
     rng = np.random.default_rng(7)
     W = rng.normal(size=(n_out, N_IN)).astype(dtype)
-    T = np.full(W.size + 3, np.nan, dtype)  # any scratch of at least W.size elements
+    scratch = _scratch(np.full(W.size + 3, np.nan, dtype))  # room for all of W
     for start, rows in ((5, 5), (0, N), (6, 2)):  # indptr not from 0; all rows; empty row 7
         Z = rng.normal(size=(rows, n_out)).astype(dtype)
         block = sparse.row_block(_csr(X, dtype), start, rows)
         dense = X.toarray()[start : start + rows].astype(dtype)
         expected = Z + dense @ W.T
-        MATMUL_ADD[path](block, W, Z, T)
+        MATMUL_ADD[path](block, W, Z, scratch)
         np.testing.assert_allclose(Z, expected, **TOL)
         assert Z.dtype == dtype
+        assert (scratch.slot == -1).all()
+
+
+def test_compact_forward_refuses_a_scratch_too_small_for_the_batch():
+    X = sparse.row_block(_csr(messy_csr()), 0, N)  # uses all 10 columns
+    W = np.ones((3, N_IN), np.float32)
+    scratch = _scratch(np.empty(W.size - 1, np.float32))
+    with pytest.raises(ValueError, match="scratch is smaller than the batch needs"):
+        sparse.matmul_add_compact(X, W, np.zeros((N, 3), np.float32), scratch)
+    assert (scratch.slot == -1).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -267,19 +289,20 @@ def test_weight_grad_writes_every_entry_against_numpy(path, n_out, dtype):
     X = messy_csr()
     D = np.random.default_rng(8).normal(size=(N, n_out)).astype(dtype)
     D[::4] = 0  # rows of zero deltas (the by-unit kernel skips them)
-    T = np.full(n_out * N_IN, np.nan, dtype)
+    scratch = _scratch(np.full(n_out * N_IN, np.nan, dtype))
     for start, rows in ((5, 5), (0, N), (6, 2)):
         block = sparse.row_block(_csr(X, dtype), start, rows)
         dW = np.full((n_out, N_IN), np.nan, dtype)
-        WEIGHT_GRAD[path](block, D[start : start + rows], dW, T)
+        WEIGHT_GRAD[path](block, D[start : start + rows], dW, scratch)
         dense = X.toarray()[start : start + rows].astype(dtype)
         np.testing.assert_allclose(dW, D[start : start + rows].T @ dense, **TOL)
 
 
 def test_products_choose_the_transposed_path_by_stored_values_per_column():
-    # The transposed kernels leave W.T (forward) or dW.T (gradient) in the scratch; the by-unit
-    # ones do not touch it. All 23 rows hold more than GRADIENT_FILL values per column, the
-    # five rows 5..9 fewer than FORWARD_FILL.
+    # The transposed kernels leave W.T (forward) or dW.T (gradient) in the scratch; the compact
+    # forward leaves the used columns of W there, the by-unit gradient nothing. All 23 rows
+    # hold more than GRADIENT_FILL values per column, the five rows 5..9 fewer than
+    # FORWARD_FILL.
     X = _csr(messy_csr())
     W = np.random.default_rng(10).normal(size=(6, N_IN)).astype(np.float32)
     D = np.random.default_rng(11).normal(size=(N, 6)).astype(np.float32)
@@ -288,12 +311,19 @@ def test_products_choose_the_transposed_path_by_stored_values_per_column():
     assert few.indptr[-1] - few.indptr[0] < sparse.FORWARD_FILL * N_IN
     for batch, transposed in ((X, True), (few, False)):
         rows = batch.indptr.size - 1
-        T = np.full(W.size, np.nan, np.float32)
-        sparse.matmul_add(batch, W, np.zeros((rows, 6), np.float32), T)
-        assert np.array_equal(T, W.T.ravel()) == transposed and np.isnan(T).all() != transposed
+        used = np.unique(batch.indices[batch.indptr[0] : batch.indptr[-1]])
+        assert transposed or used.size < N_IN
+        scratch = _scratch(np.full(W.size, np.nan, np.float32))
+        T = scratch.values
+        sparse.matmul_add(batch, W, np.zeros((rows, 6), np.float32), scratch)
+        if transposed:
+            assert np.array_equal(T, W.T.ravel())
+        else:
+            assert np.array_equal(T[: used.size * 6], W[:, used].T.ravel())
+            assert np.isnan(T[used.size * 6 :]).all()
         T[:] = np.nan
         dW = np.empty_like(W)
-        sparse.weight_grad(batch, D[:rows], dW, T)
+        sparse.weight_grad(batch, D[:rows], dW, scratch)
         assert np.array_equal(T, dW.T.ravel()) == transposed and np.isnan(T).all() != transposed
     assert sparse.transposes(X, W, T, 1) and not sparse.transposes(X, W, T[:-1], 1)
 
@@ -330,7 +360,7 @@ def test_float32_kernels_compute_in_float32():
     D = np.ones((N, 4), np.float32)
     T = np.zeros(W.size, np.float32)
     calls = [
-        (sparse.matmul_add_by_unit, (X, W, np.zeros((N, 4), np.float32))),
+        (sparse.matmul_add_compact, (X, W, np.zeros((N, 4), np.float32), _scratch(T))),
         (sparse.weight_grad_by_unit, (X, D, np.zeros((4, N_IN), np.float32))),
         (sparse.matmul_add_transposed, (X, W, np.zeros((N, 4), np.float32), T)),
         (sparse.weight_grad_transposed, (X, D, np.zeros((4, N_IN), np.float32), T)),

@@ -12,7 +12,7 @@ from .._validation import is_finite
 from ..kernels.cpu import layers as _layer_kernels
 from ..kernels.cpu import network as _net
 from ..kernels.cpu.losses import LOSS_CODES
-from ..kernels.cpu.sparse import CSR, FORWARD_FILL
+from ..kernels.cpu.sparse import CSR, FORWARD_FILL, FirstLayerScratch
 from . import Scratch
 
 __all__ = ["EpochRunner", "evaluate", "gradients", "predict"]
@@ -41,15 +41,26 @@ def workspace(model, rows, names, scratch=None):
 
 
 def first_layer_scratch(model, X, batch_nnz, scratch=None):
-    """The first layer's scratch ``Tbuf`` (see ``kernels/cpu/network.py``): the size of its
-    ``W`` when ``X`` is sparse and a batch of up to ``batch_nnz`` stored values may take the
-    transposed sparse kernels (``sparse.FORWARD_FILL``), else empty."""
-    size = 0
-    if isinstance(X, CSR) and batch_nnz >= FORWARD_FILL * X.n_cols:
-        size = int(model._sizes[0]) * int(model._sizes[1])
-    if scratch is None:
-        return np.empty(size, model.dtype)
-    return scratch.get("first layer", size, model.dtype)
+    """The first layer's scratch ``Tbuf``, a ``sparse.FirstLayerScratch`` (see
+    ``kernels/cpu/sparse.py``), for batches of up to ``batch_nnz`` stored values of ``X``:
+    room for all of ``W`` when such a batch may take the transposed sparse kernels
+    (``sparse.FORWARD_FILL``), else for the columns it can use; empty arrays for a dense
+    ``X``."""
+    size = columns = 0
+    if isinstance(X, CSR):
+        columns = X.n_cols
+        n_in, n_out = int(model._sizes[0]), int(model._sizes[1])
+        used = n_in if batch_nnz >= FORWARD_FILL * X.n_cols else min(batch_nnz, n_in)
+        size = used * n_out
+
+    def get(name, n, dtype):
+        return np.empty(n, dtype) if scratch is None else scratch.get(name, n, dtype)
+
+    slot = get("first layer slot", columns, np.int64)
+    slot.fill(-1)
+    return FirstLayerScratch(
+        get("first layer", size, model.dtype), slot, get("first layer columns", columns, np.int64)
+    )
 
 
 def moments(model, scratch):

@@ -12,9 +12,8 @@ and its output), and every backward step turns ``D = dL/dZ`` into the previous l
   ``Zbuf`` (pre-activations), ``Abuf`` (activations) and ``Dbuf`` (deltas), sized for the
   largest batch.
 
-``Tbuf`` is the first layer's scratch for a CSR input: the size of its ``W`` when some batch
-holds enough stored values for the transposed sparse kernels (see ``sparse.FORWARD_FILL``),
-else empty (and unused for a dense input).
+``Tbuf`` is the first layer's scratch for a CSR input, a ``sparse.FirstLayerScratch`` (unused
+for a dense input).
 
 The input ``X`` is a dense C-contiguous (rows, in) array or a :class:`sparse.CSR` matrix. The
 drivers are written once for both: the few steps that touch the input (its row count, a block

@@ -6,19 +6,20 @@ for ``p`` in ``indptr[i]:indptr[i + 1]``. ``indptr`` need not start at 0, so a b
 a slice of ``indptr`` alone (:func:`row_block`), sharing ``indices`` and ``data``.
 
 The first layer's weight ``W`` is (out, in) row-major in the flat parameter buffer. Its two
-products (:func:`matmul_add`, :func:`weight_grad`) take one of two paths per batch:
+products (:func:`matmul_add`, :func:`weight_grad`) take one of two paths per batch, in the
+first layer's scratch (:class:`FirstLayerScratch`):
 
-- by unit (:func:`matmul_add_by_unit`, :func:`weight_grad_by_unit`): a few output units (rows
-  of ``W`` or ``dW``, contiguous) at a time over every stored value of the batch. For a wide
-  input (100k columns) a row is a few hundred KB and stays in cache while the batch's scattered
-  columns are read from or added into it, where visiting the values one by one would touch a
-  cache line of every row of ``W`` per value. Right for mini-batches, whose stored values are
-  few beside the layer's inputs.
 - transposed (:func:`matmul_add_transposed`, :func:`weight_grad_transposed`): ``W`` is copied
   once into an (in, out) scratch ``T`` (or the gradient accumulated in it and copied out), and
   each stored value is one contiguous ``out``-wide multiply-add. The copy costs as much as
   ``W`` is large, so this pays when the batch holds many values per input column (a
   full-batch L-BFGS evaluation, large ``predict`` blocks): see :data:`FORWARD_FILL`.
+- for a batch with fewer values per column (mini-batches), the forward product copies only
+  the columns of ``W`` the batch uses, numbered in ascending order, into a compact (used, out)
+  block and then goes as the transposed one (:func:`matmul_add_compact`); the weight gradient
+  goes one output unit (row of ``dW``) at a time over the batch's values
+  (:func:`weight_grad_by_unit`): a row of ``dW`` stays in cache while the scattered columns
+  are added into it.
 """
 
 from typing import NamedTuple
@@ -29,17 +30,40 @@ from numba import njit
 from .._options import CALLEE_OPTIONS, JIT_OPTIONS
 
 #: A batch's forward product takes the transposed path when its stored values number at least
-#: this many times the layer's inputs, its weight gradient when at least ``GRADIENT_FILL`` times
-#: (and the scratch is there). The transposed kernels' fixed cost, a copy as large as ``W`` (the
-#: gradient's also zeroes ``T``), was measured against the by-unit kernels on batches of growing
-#: size. Break-even, in stored values per column, for 20000 columns and 64 units (the TF-IDF
-#: data of ``asv_benchmarks/sklearn_mlp.py``): forward below 0.6 (float32) and about 1
-#: (float64), gradient about 3 and 5.5; for 100k columns and 256 units: forward 1-1.5, gradient
-#: 3.5-4. At 47 values per column (the first data's full-batch L-BFGS evaluation) the transposed
-#: forward ran 4.5-5.7x faster, the gradient 4-6.7x. The thresholds sit at or above the
-#: break-evens, so a mini-batch of 200 rows (0.6 and 0.2 values per column) stays by unit.
-FORWARD_FILL = 2
+#: this many times the layer's inputs (and the scratch has room for all of ``W``), its weight
+#: gradient when at least ``GRADIENT_FILL`` times. The transposed kernels' fixed cost is a copy
+#: as large as ``W`` (the gradient's also zeroes ``T``); the compact forward copies only the
+#: columns in use but looks each value's column up. Break-even of the forward, in stored values
+#: per column, for 20000 columns (the TF-IDF data of ``asv_benchmarks/sklearn_mlp.py``): about
+#: 2.4 (float32, 64 units) to 9 (float64, 256 units); of the gradient against the by-unit
+#: kernel about 3 and 5.5 (64 units), 3.5-4 for 100k columns and 256 units. At 47 values per
+#: column (the first data's full-batch L-BFGS evaluation) the transposed forward ran 1.5x
+#: faster than the compact one and 4.5-5.7x faster than by unit, the gradient 4-6.7x. A
+#: mini-batch of 200 rows (0.6 values per column) goes compact (3-5x faster than by unit).
+FORWARD_FILL = 4
 GRADIENT_FILL = 5
+
+
+class FirstLayerScratch(NamedTuple):
+    """Scratch of the first layer's sparse products (Numba types it as a named tuple).
+
+    Attributes
+    ----------
+    values : ndarray of float32 or float64
+        ``W.T`` or ``dW.T`` of the transposed path (the size of ``W``), or the compact forward's
+        (used columns, out) block (at least ``min(values in a batch, in) * out`` elements).
+    slot : ndarray of int64 (in,)
+        -1 for every column between calls; a used column's row in the compact block during
+        one.
+    columns : ndarray of int64 (in,)
+        The used columns in ascending order, during a compact product.
+
+    A dense input passes empty arrays.
+    """
+
+    values: np.ndarray
+    slot: np.ndarray
+    columns: np.ndarray
 
 
 class CSR(NamedTuple):
@@ -97,23 +121,23 @@ def transposes(X, W, T, fill):
 
 
 @njit(**JIT_OPTIONS)
-def matmul_add(X, W, Z, T):
+def matmul_add(X, W, Z, scratch):
     """``Z += X @ W.T`` for a CSR batch ``X`` (rows, in), ``W`` (out, in), ``Z`` (rows, out),
-    by the path :func:`transposes` chooses at ``FORWARD_FILL`` (``T``: the transposed path's
-    scratch)."""
-    if transposes(X, W, T, FORWARD_FILL):
-        matmul_add_transposed(X, W, Z, T)
+    by the path :func:`transposes` chooses at ``FORWARD_FILL`` (``scratch``: a
+    :class:`FirstLayerScratch`)."""
+    if transposes(X, W, scratch.values, FORWARD_FILL):
+        matmul_add_transposed(X, W, Z, scratch.values)
     else:
-        matmul_add_by_unit(X, W, Z)
+        matmul_add_compact(X, W, Z, scratch)
 
 
 @njit(**JIT_OPTIONS)
-def weight_grad(X, D, dW, T):
+def weight_grad(X, D, dW, scratch):
     """``dW = D.T @ X`` for a CSR batch ``X`` (rows, in) and ``D`` (rows, out), by the path
     :func:`transposes` chooses at ``GRADIENT_FILL``: every entry of ``dW`` (out, in) is
     written, most of them zeros."""
-    if transposes(X, dW, T, GRADIENT_FILL):
-        weight_grad_transposed(X, D, dW, T)
+    if transposes(X, dW, scratch.values, GRADIENT_FILL):
+        weight_grad_transposed(X, D, dW, scratch.values)
     else:
         weight_grad_by_unit(X, D, dW)
 
@@ -194,34 +218,82 @@ def weight_grad_transposed(X, D, dW, T):
     transpose(GT, dW)
 
 
+@njit(**CALLEE_OPTIONS)
+def number_columns(X, slot, columns):
+    """Number the columns the batch ``X`` uses in ascending order: ``columns[:n]`` are they,
+    ``slot[k]`` is the number of column ``k``; returns ``n``. ``slot`` must be -1 for every
+    column on entry; :func:`release_columns` makes it so again."""
+    for p in range(X.indptr[0], X.indptr[-1]):
+        slot[X.indices[p]] = 0
+    n = 0
+    for k in range(slot.size):
+        if slot[k] == 0:
+            slot[k] = n
+            columns[n] = k
+            n += 1
+    return n
+
+
+@njit(**CALLEE_OPTIONS)
+def release_columns(slot, columns, n):
+    """Undo :func:`number_columns`: ``slot`` is -1 for every column again."""
+    for c in range(n):
+        slot[columns[c]] = -1
+
+
+@njit(**CALLEE_OPTIONS)
+def gather_columns(W, columns, n, out):
+    """``out[c] = W[:, columns[c]]`` for ``c < n``: the used columns of ``W`` (out, in) as rows
+    of ``out`` (n, out), in 8 x 8 tiles as :func:`transpose` (ascending columns keep a tile's
+    reads on a few cache lines of each row of ``W``)."""
+    n_out = W.shape[0]
+    o8, c8 = n_out - n_out % 8, n - n % 8
+    for c0 in range(0, c8, 8):
+        for o0 in range(0, o8, 8):
+            for a in range(8):
+                k = columns[c0 + a]
+                for b in range(8):
+                    out[c0 + a, o0 + b] = W[o0 + b, k]
+        for o in range(o8, n_out):
+            for a in range(8):
+                out[c0 + a, o] = W[o, columns[c0 + a]]
+    for c in range(c8, n):
+        k = columns[c]
+        for o in range(n_out):
+            out[c, o] = W[o, k]
+
+
 @njit(**JIT_OPTIONS)
-def matmul_add_by_unit(X, W, Z):
-    """:func:`matmul_add` four output units (rows of ``W``) at a time."""
-    rows = X.indptr.size - 1
-    zero = Z.dtype.type(0.0)
-    last = W.shape[0] - 1
-    # Four output units at a time: four independent reads per stored value keep more cache
-    # misses in flight. At 100k columns, 0.1 % stored, 256 units, batches of 200 this ran 2-3x
-    # faster than one unit at a time (two at a time: 1.5x). A last, partial group repeats its
-    # final row and keeps only the sums of real units.
-    for o in range(0, last + 1, 4):
-        w0, w1, w2, w3 = W[o], W[min(o + 1, last)], W[min(o + 2, last)], W[min(o + 3, last)]
-        for i in range(rows):
-            a0 = a1 = a2 = a3 = zero
-            for p in range(X.indptr[i], X.indptr[i + 1]):
-                k = X.indices[p]
-                v = X.data[p]
-                a0 += v * w0[k]
-                a1 += v * w1[k]
-                a2 += v * w2[k]
-                a3 += v * w3[k]
-            Z[i, o] += a0
-            if o + 1 <= last:
-                Z[i, o + 1] += a1
-            if o + 2 <= last:
-                Z[i, o + 2] += a2
-            if o + 3 <= last:
-                Z[i, o + 3] += a3
+def matmul_add_compact(X, W, Z, scratch):
+    """:func:`matmul_add` by copying the columns of ``W`` the batch uses into a compact block
+    (:func:`number_columns`, :func:`gather_columns`), then adding one contiguous row of it per
+    stored value into the row of ``Z``. On the TF-IDF data's mini-batches of 200 rows (64 and
+    256 units) 3-5x faster than going over the values once per group of four units."""
+    n_out = W.shape[0]
+    slot, columns = scratch.slot, scratch.columns
+    n = number_columns(X, slot, columns)
+    if scratch.values.size < n * n_out:
+        release_columns(slot, columns, n)
+        raise ValueError("the first layer's sparse scratch is smaller than the batch needs")
+    WT = scratch.values[: n * n_out].reshape((n, n_out))
+    gather_columns(W, columns, n, WT)
+    indptr, indices, data = X.indptr, X.indices, X.data
+    for i in range(indptr.size - 1):
+        z = Z[i]
+        p, end = indptr[i], indptr[i + 1]
+        while p + 4 <= end:  # four values per pass over ``z``, as the transposed path
+            v0, v1, v2, v3 = data[p], data[p + 1], data[p + 2], data[p + 3]
+            w0, w1 = WT[slot[indices[p]]], WT[slot[indices[p + 1]]]
+            w2, w3 = WT[slot[indices[p + 2]]], WT[slot[indices[p + 3]]]
+            for o in range(n_out):
+                z[o] += (v0 * w0[o] + v1 * w1[o]) + (v2 * w2[o] + v3 * w3[o])
+            p += 4
+        while p < end:
+            v, w = data[p], WT[slot[indices[p]]]
+            for o in range(n_out):
+                z[o] += v * w[o]
+            p += 1
+    release_columns(slot, columns, n)
 
 
 @njit(**JIT_OPTIONS)
