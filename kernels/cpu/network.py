@@ -38,7 +38,7 @@ from numba.extending import overload
 
 from .._options import CALLEE_OPTIONS, JIT_OPTIONS
 from . import sparse
-from .activations import activation_for, bias_fill, scale_by_derivative_for
+from .activations import LINEAR, activation_for, bias_fill, scale_by_derivative_for
 from .blas import gemm, gemm_add
 from .features import (
     CLIP,
@@ -245,10 +245,13 @@ def forward(
 
     A dense layer fills ``Z`` with its bias, adds ``X @ W.T`` by one BLAS GEMM (a CSR input: by
     ``sparse.matmul_add``) and runs its activation pass (the output layer's activation is fused
-    with the loss by the caller). ``training`` selects batch statistics and dropout; ``update``
-    (with ``training``) moves the running statistics; ``key`` is the batch's dropout key
-    (:func:`layers.batch_mask_key`). ``moments`` receives each batch normalisation's mean and
-    inverse deviation for :func:`backward`.
+    with the loss by the caller). A hidden layer with the linear activation writes straight into
+    ``A`` and leaves ``Z`` alone: nothing reads it (the derivative is 1), and the copy was a pass
+    over the layer's output (the dense layers before each normalisation of workload MD).
+    ``training`` selects batch statistics and dropout; ``update`` (with ``training``) moves the
+    running statistics; ``key`` is the batch's dropout key (:func:`layers.batch_mask_key`).
+    ``moments`` receives each batch normalisation's mean and inverse deviation for
+    :func:`backward`.
     """
     rows = _input_rows(X)
     n_layers = net.kinds.size
@@ -258,14 +261,16 @@ def forward(
         kind = net.kinds[layer]
         Z = _view(Zbuf, ws_off[layer], rows, n_out)
         A = _view(Abuf, ws_off[layer], rows, n_out)
+        activated = layer < n_layers - 1 and net.acts[layer] != LINEAR
+        out = Z if activated or layer == n_layers - 1 else A
         p, q, s = net.p_off[layer], net.q_off[layer], net.s_off[layer]
         if kind == DENSE:
             W = _view(params, p, n_out, n_in)
-            bias_fill(params[q : q + n_out], Z)
+            bias_fill(params[q : q + n_out], out)
             if layer == 0:
-                _input_matmul_add(X, W, Z, Tbuf)
+                _input_matmul_add(X, W, out, Tbuf)
             else:
-                gemm_add(_view(Abuf, ws_off[layer - 1], rows, n_in), W.T, Z)
+                gemm_add(_view(Abuf, ws_off[layer - 1], rows, n_in), W.T, out)
         else:
             X_prev = _view(Abuf, ws_off[layer - 1], rows, n_in)
             if kind == DROPOUT:
@@ -278,11 +283,11 @@ def forward(
             if kind == BATCH_NORM:
                 _batch_norm_forward(
                     features, X_prev, gamma, beta, running[s : s + 2 * n_out], net.eps[layer],
-                    net.momentum[layer], training, update, moments[s : s + 2 * n_out], Z,
+                    net.momentum[layer], training, update, moments[s : s + 2 * n_out], out,
                 )  # fmt: skip
             else:
-                _layer_norm_forward(features, X_prev, gamma, beta, net.eps[layer], Z)
-        if layer < n_layers - 1:
+                _layer_norm_forward(features, X_prev, gamma, beta, net.eps[layer], out)
+        if activated:
             activation_for(features, net.acts[layer], Z, A)
 
 
