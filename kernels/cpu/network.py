@@ -417,7 +417,7 @@ def blocked_gradients(
     return loss_total
 
 
-@njit(**CALLEE_OPTIONS)
+@njit(**JIT_OPTIONS, inline="always")
 def _delta_scale(params, loss_code, net, loss_weight, row_weight):
     """The output delta's factor ``loss_weight / sum of weights`` (times the output width but
     for cross-entropy, whose mean is over samples), formed in float64 and rounded once to the
