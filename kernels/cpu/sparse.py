@@ -114,8 +114,8 @@ def gather_rows(X, order, start, rows, buf):
 def transposes(X, W, T, fill):
     """Whether a product of the batch ``X`` with ``W`` (out, in) (or with ``dW``) takes the
     transposed path: at least ``fill`` stored values per input column, and a scratch ``T`` of
-    at least ``W.size`` elements (the caller allocates it only when some batch may use it, and
-    else passes an empty one)."""
+    at least ``W.size`` elements (the engine sizes it so only when some batch may use it, and
+    else for the compact forward's columns)."""
     nnz = X.indptr[-1] - X.indptr[0]
     return T.size >= W.size and nnz >= fill * W.shape[1]
 
