@@ -29,14 +29,17 @@ def workspace_offsets(model, rows):
     return (rows * np.concatenate(([0], np.cumsum(model._sizes[1:-1])))).astype(np.int64)
 
 
+def _buffer(scratch, name, size, dtype):
+    """A 1-D buffer from ``scratch`` (see :class:`~fastdnn.engines.Scratch`), or newly
+    allocated when it is None."""
+    return np.empty(size, dtype) if scratch is None else scratch.get(name, size, dtype)
+
+
 def workspace(model, rows, names, scratch=None):
     """``(offsets, buffer per name)``: per-layer workspace for batches of ``rows`` rows,
-    from ``scratch`` (see :class:`~fastdnn.engines.Scratch`) or newly allocated."""
+    from ``scratch`` or newly allocated (:func:`_buffer`)."""
     size = rows * int(model._sizes[1:].sum())
-    buffers = [
-        np.empty(size, model.dtype) if scratch is None else scratch.get(name, size, model.dtype)
-        for name in names
-    ]
+    buffers = [_buffer(scratch, name, size, model.dtype) for name in names]
     return (workspace_offsets(model, rows), *buffers)
 
 
@@ -52,14 +55,12 @@ def first_layer_scratch(model, X, batch_nnz, scratch=None):
         n_in, n_out = int(model._sizes[0]), int(model._sizes[1])
         used = n_in if batch_nnz >= FORWARD_FILL * X.n_cols else min(batch_nnz, n_in)
         size = used * n_out
-
-    def get(name, n, dtype):
-        return np.empty(n, dtype) if scratch is None else scratch.get(name, n, dtype)
-
-    slot = get("first layer slot", columns, np.int64)
+    slot = _buffer(scratch, "first layer slot", columns, np.int64)
     slot.fill(-1)
     return FirstLayerScratch(
-        get("first layer", size, model.dtype), slot, get("first layer columns", columns, np.int64)
+        _buffer(scratch, "first layer", size, model.dtype),
+        slot,
+        _buffer(scratch, "first layer columns", columns, np.int64),
     )
 
 
@@ -133,7 +134,7 @@ def gradients(model, X, Y, weight, grads, training, scratch):
             moments(model, scratch), True, False, key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
         )  # fmt: skip
         return loss_sum
-    block_rows = rows if isinstance(X, CSR) else max(1, min(GRADIENT_BLOCK, rows))
+    block_rows = rows if isinstance(X, CSR) else min(GRADIENT_BLOCK, rows)  # rows >= 1
     ws_off, Zbuf, Abuf, Dbuf = workspace(model, block_rows, names, scratch)
     block_grads = scratch.get("block gradient", grads.size if block_rows < rows else 0,
                               model.dtype)  # fmt: skip

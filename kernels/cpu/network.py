@@ -261,8 +261,9 @@ def forward(
         kind = net.kinds[layer]
         Z = _view(Zbuf, ws_off[layer], rows, n_out)
         A = _view(Abuf, ws_off[layer], rows, n_out)
-        activated = layer < n_layers - 1 and net.acts[layer] != LINEAR
-        out = Z if activated or layer == n_layers - 1 else A
+        hidden = layer < n_layers - 1
+        linear_hidden = hidden and net.acts[layer] == LINEAR
+        out = A if linear_hidden else Z
         p, q, s = net.p_off[layer], net.q_off[layer], net.s_off[layer]
         if kind == DENSE:
             W = _view(params, p, n_out, n_in)
@@ -287,7 +288,7 @@ def forward(
                 )  # fmt: skip
             else:
                 _layer_norm_forward(features, X_prev, gamma, beta, net.eps[layer], out)
-        if activated:
+        if hidden and not linear_hidden:
             activation_for(features, net.acts[layer], Z, A)
 
 
