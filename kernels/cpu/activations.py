@@ -12,7 +12,7 @@ feature set (``features.py``).
 
 from numba import njit
 
-from .._options import CALLEE_OPTIONS, INLINE_OPTIONS, JIT_OPTIONS
+from .._options import INLINE_OPTIONS, JIT_OPTIONS, callee
 from .features import ALL, activation_bit, switch
 from .vecmath import vexp, vexpm1, vlog1p, vtanh
 
@@ -32,7 +32,7 @@ GELU_C = 0.7978845608028654  # sqrt(2 / pi)
 GELU_A = 0.044715
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def sigmoid(z):
     """Logistic function; ``exp(-z)`` overflowing to a huge value still gives 0, not NaN."""
     one = type(z)(1.0)
@@ -47,39 +47,39 @@ def softplus(z):
     return max(z, type(z)(0.0)) + vlog1p(vexp(-abs(z)))
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _linear(z):
     return z
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _relu(z):
     return z if z > 0 else type(z)(0.0)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _tanh(z):
     return vtanh(z)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _leaky_relu(z):
     return z if z > 0 else type(z)(LEAKY_SLOPE) * z
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _elu(z):
     return z if z > 0 else vexpm1(z)
 
 
 # float32 saturates at exp(88.4) ~ 2.7e38 (vexp clamps its input), float64 overflows to inf
 # past 709: a diverging output then shows up as a non-finite loss.
-@njit(**CALLEE_OPTIONS)
+@callee
 def _exp(z):
     return vexp(z)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _gelu(z):
     t = type(z)
     u = t(GELU_C) * (z + t(GELU_A) * z * z * z)
@@ -87,32 +87,32 @@ def _gelu(z):
 
 
 # Derivatives take ``(z, a)`` with ``a = f(z)`` cached from the forward pass.
-@njit(**CALLEE_OPTIONS)
+@callee
 def _d_linear(z, a):
     return type(z)(1.0)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _d_relu(z, a):
     return type(z)(1.0) if z > 0 else type(z)(0.0)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _d_sigmoid(z, a):
     return a * (type(z)(1.0) - a)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _d_tanh(z, a):
     return type(z)(1.0) - a * a
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _d_leaky_relu(z, a):
     return type(z)(1.0) if z > 0 else type(z)(LEAKY_SLOPE)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _d_elu(z, a):
     return type(z)(1.0) if z > 0 else a + type(z)(1.0)
 
@@ -127,12 +127,12 @@ def _d_gelu(z, a):
     return t(0.5) * (one + th) + t(0.5) * z * (one - th * th) * du
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _d_softplus(z, a):
     return sigmoid(z)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _d_exp(z, a):
     return a  # exp is its own derivative: the cached output, no second exp
 
@@ -156,14 +156,14 @@ def _elementwise_loops(f, df):
     scalar function, so LLVM vectorises the loop with no branch on a code inside it (such a
     branch made the ReLU pass 7x slower)."""
 
-    @njit(**CALLEE_OPTIONS)
+    @callee
     def activation_loop(Z, A):
         n, m = Z.shape
         for i in range(n):
             for j in range(m):
                 A[i, j] = f(Z[i, j])
 
-    @njit(**CALLEE_OPTIONS)
+    @callee
     def derivative_loop(Z, A, D):
         n, m = Z.shape
         for i in range(n):
@@ -210,7 +210,7 @@ def bias_fill(bias, Z):
             Z[i, j] = bias[j]
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _no_pass(Z, A, D):
     pass
 

@@ -25,11 +25,11 @@ from pathlib import Path
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic, overload
 
-from .._options import CALLEE_OPTIONS
+from .._options import OVERLOAD_OPTIONS, callee
 
 LIBRARIES = ("scipy", "mkl")
 _SYMBOLS = {np.dtype(np.float32): "fastdnn_sgemm", np.dtype(np.float64): "fastdnn_dgemm"}
@@ -183,14 +183,14 @@ _call_gemm = _gemm_intrinsic(_SYMBOLS)
 _call_gemm_small = _gemm_intrinsic(_SMALL_SYMBOLS)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def gemm(a, b, out):
     """``out = a @ b`` for 2-D arrays, each C-contiguous or a transposed (F-contiguous) view;
     ``out`` C-contiguous. Like ``np.dot(a, b, out)``, through the bound BLAS."""
     _gemm(a, b, out, out.dtype.type(0.0))
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def gemm_add(a, b, out):
     """``out += a @ b``, otherwise as :func:`gemm`.
 
@@ -208,7 +208,7 @@ def _operand(a):
 
 # Chosen by the array type's layout when it is known (C or F), so that no copy or run-time
 # layout test is compiled for the views the network kernels pass.
-@overload(_operand, inline="always", jit_options=CALLEE_OPTIONS)
+@overload(_operand, inline="always", jit_options=OVERLOAD_OPTIONS)
 def _operand_impl(a):
     if a.layout == "C":
         return lambda a: (a, _NO_TRANSPOSE, a.shape[1])
@@ -226,7 +226,7 @@ def _operand_impl(a):
     return any_layout
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _gemm(a, b, out, beta):
     # Row-major out = a @ b is column-major out.T = b.T @ a.T: a row-major matrix is, read
     # column-major, its own transpose, so C-contiguous operands go in untransposed ("N") and
@@ -254,7 +254,7 @@ def _summed_if_skinny(a, b, out, beta, trans_b):
     raise NotImplementedError("called from compiled kernels only")
 
 
-@overload(_summed_if_skinny, inline="always", jit_options=CALLEE_OPTIONS)
+@overload(_summed_if_skinny, inline="always", jit_options=OVERLOAD_OPTIONS)
 def _summed_if_skinny_impl(a, b, out, beta, trans_b):
     if b.layout == "F":
         return lambda a, b, out, beta, trans_b: False
@@ -269,7 +269,7 @@ def _summed_if_skinny_impl(a, b, out, beta, trans_b):
     return impl
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _skinny_gemm(a, b, out, beta):
     """``out = a @ b + beta * out`` for a small ``out`` and a long inner dimension, row by row
     of ``b`` (C-contiguous): each row adds ``a[o, r] * b[r]`` into row ``o`` of ``out``, which

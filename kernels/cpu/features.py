@@ -29,7 +29,7 @@ from numba.extending import (
     unbox,
 )
 
-from .._options import CALLEE_OPTIONS
+from .._options import OVERLOAD_OPTIONS
 
 # Bit layout of a mask. Activation codes (``activations.py``) take bits 0-15 (one per code),
 # layer kinds (``network.py``) 16-23, loss codes (``losses.py``) 24-31, optimizer codes
@@ -136,7 +136,7 @@ def layer_features(features):
     raise NotImplementedError("called from compiled kernels only")
 
 
-@overload(layer_features, inline="always", jit_options=CALLEE_OPTIONS)
+@overload(layer_features, inline="always", jit_options=OVERLOAD_OPTIONS)
 def _layer_features(features):
     if not isinstance(features, FeaturesType):
         return None
@@ -194,7 +194,7 @@ def gated(bit, kernel):
     cases = [("True", bit, kernel)]
     name = f"gated_{kernel.__name__}"
     gate, typer = _build(name, "features", cases, params, "    return None", result="")
-    overload(gate, inline="always", jit_options=CALLEE_OPTIONS)(typer)
+    overload(gate, inline="always", jit_options=OVERLOAD_OPTIONS)(typer)
     return gate
 
 
@@ -217,5 +217,5 @@ def switch(bits, kernels):
     # another kernel's result.
     otherwise = f"    raise ValueError({name + ': code not in the compiled feature set'!r})"
     run, typer = _build(name, "features, code", cases, params, otherwise)
-    overload(run, inline="always", jit_options=CALLEE_OPTIONS)(typer)
+    overload(run, inline="always", jit_options=OVERLOAD_OPTIONS)(typer)
     return run

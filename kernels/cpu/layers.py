@@ -18,7 +18,7 @@ device, and a new mask for every batch because every batch has a new key
 import numpy as np
 from numba import njit
 
-from .._options import CALLEE_OPTIONS, JIT_OPTIONS
+from .._options import JIT_OPTIONS, callee
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -26,7 +26,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S32 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(32)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def mix64(z):
     """SplitMix64's finaliser: a bijection of uint64 whose output bits look independent."""
     z = (z ^ (z >> _S30)) * _MIX1
@@ -40,7 +40,7 @@ def batch_mask_key(model_key, step):
     return mix64(np.uint64(model_key) ^ mix64(np.uint64(step) * _GOLDEN))
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def layer_mask_key(batch_key, layer):
     """The key of layer ``layer``'s mask in the batch of ``batch_key``."""
     return mix64(batch_key + np.uint64(layer + 1) * _GOLDEN)
@@ -164,7 +164,7 @@ def batch_norm_backward(X, D, gamma, moments, training, dgamma, dbeta, DX):
             DX[i, j] = gamma[j] * inv[j] * (D[i, j] - scale * (dbeta[j] + xhat * dgamma[j]))
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _row_moments(x, eps):
     n = x.size
     dt = x.dtype.type

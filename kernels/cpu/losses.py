@@ -9,7 +9,7 @@ sigmoid + binary cross-entropy, and :func:`poisson_deviance` for exp + Poisson.
 import numpy as np
 from numba import njit
 
-from .._options import CALLEE_OPTIONS, INLINE_OPTIONS, JIT_OPTIONS
+from .._options import INLINE_OPTIONS, JIT_OPTIONS, callee
 from .activations import activation_for, scale_by_derivative_for, softplus
 from .features import ALL, loss_bit, switch
 from .vecmath import vexp
@@ -27,7 +27,7 @@ LOSS_CODES = {
 }
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def poisson_deviance(z, mu, y):
     """Half Poisson deviance ``y * log(y / mu) - y + mu`` of one element, ``mu = exp(z)``.
 
@@ -47,7 +47,7 @@ def poisson_deviance(z, mu, y):
     return d + y * (np.log(y) - z)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _cross_entropy_sum(Z, Y, row_weight, A):
     n, m = Z.shape
     total = Z.dtype.type(0.0)
@@ -70,7 +70,7 @@ def _elementwise_sum(element):
     """The kernel ``loss_sum(Z, Y, row_weight, A)``: ``sum_i row_weight[i] * sum_j element(Z[i,
     j], A[i, j], Y[i, j])``, for the losses summed over every output element."""
 
-    @njit(**CALLEE_OPTIONS)
+    @callee
     def loss_sum(Z, Y, row_weight, A):
         n, m = Z.shape
         total = Z.dtype.type(0.0)
@@ -100,7 +100,7 @@ _poisson_sum = _elementwise_sum(poisson_deviance)
 _squared_error_sum = _elementwise_sum(_squared_error)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _argmax_matches(A, Y):
     n, m = A.shape
     correct = 0
@@ -117,7 +117,7 @@ def _argmax_matches(A, Y):
     return correct
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _threshold_matches(A, Y):
     n, m = A.shape
     correct = 0
@@ -129,17 +129,17 @@ def _threshold_matches(A, Y):
     return correct
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _no_accuracy(A, Y):
     return 0
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _elementwise_derivative(act_features, act_code, Z, A, D):
     scale_by_derivative_for(act_features, act_code, Z, A, D)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _fused_derivative(act_features, act_code, Z, A, D):
     pass
 
@@ -175,14 +175,14 @@ _output_derivative = switch(
 )
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def output_loss_for(features, loss_code, act_code, Z, Y, row_weight, A):
     """:func:`output_loss` compiled for the losses and activations in ``features``."""
     activation_for(features, act_code, Z, A)
     return _loss_sum(features, loss_code, Z, Y, row_weight, A)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def output_delta_for(features, loss_code, act_code, Z, A, Y, row_weight, scale, D):
     """:func:`output_delta` compiled for the losses and activations in ``features``."""
     n, m = Z.shape
@@ -195,7 +195,7 @@ def output_delta_for(features, loss_code, act_code, Z, A, Y, row_weight, scale, 
     _output_derivative(features, loss_code, features, act_code, Z, A, D)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def count_correct_for(features, loss_code, A, Y):
     """:func:`count_correct` compiled for the losses in ``features``."""
     return _correct(features, loss_code, A, Y)

@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from .._options import CALLEE_OPTIONS, JIT_OPTIONS
+from .._options import JIT_OPTIONS, OVERLOAD_OPTIONS, callee
 from . import sparse
 from .activations import LINEAR, activation_for, bias_fill, scale_by_derivative_for
 from .blas import gemm, gemm_add
@@ -109,7 +109,7 @@ class Net(NamedTuple):
     n_weights: int
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _view(buf, offset, rows, cols):
     return buf[offset : offset + rows * cols].reshape((rows, cols))
 
@@ -121,7 +121,7 @@ def _by_input(dense, csr):
     def by_input(X, *args):
         raise NotImplementedError("called from compiled kernels only")
 
-    @overload(by_input, jit_options=CALLEE_OPTIONS)
+    @overload(by_input, jit_options=OVERLOAD_OPTIONS)
     def _select(X, *args):
         is_csr = isinstance(X, types.BaseNamedTuple) and X.instance_class is sparse.CSR
         kernel = csr if is_csr else dense
@@ -134,22 +134,22 @@ def _by_input(dense, csr):
     return by_input
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _dense_rows(X):
     return X.shape[0]
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _csr_rows(X):
     return X.indptr.size - 1
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _dense_block(X, start, rows):
     return X[start : start + rows]  # typed C-contiguous, as X
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _dense_gather(X, order, start, rows, buf):
     width = X.shape[1]
     out = _view(buf, np.int64(0), rows, width)  # not a literal 0: one ``_view`` instance
@@ -160,7 +160,7 @@ def _dense_gather(X, order, start, rows, buf):
     return out
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _dense_targets(X, Xb, Y, order, start, rows, Ybuf):
     # When ``Y`` is ``X`` itself (an autoencoder) its rows are already in ``Xb``.
     if Y.ctypes.data == X.ctypes.data and Y.shape == X.shape:
@@ -168,17 +168,17 @@ def _dense_targets(X, Xb, Y, order, start, rows, Ybuf):
     return _dense_gather(Y, order, start, rows, Ybuf)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _csr_targets(X, Xb, Y, order, start, rows, Ybuf):
     return _dense_gather(Y, order, start, rows, Ybuf)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _dense_matmul_add(X, W, Z, T):
     gemm_add(X, W.T, Z)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _dense_weight_grad(X, D, dW, T):
     gemm(D.T, X, dW)
 
@@ -201,7 +201,7 @@ def column_sum(D, out):
             out[j] += D[i, j]
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _dropout_layer(X, rate, key, layer, Z, A):
     dropout_forward(X, rate, layer_mask_key(key, layer), Z, A)
 

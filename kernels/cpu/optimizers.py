@@ -9,7 +9,7 @@ order documented by each optimizer class in ``fastdnn.optimizers``.
 import numpy as np
 from numba import njit
 
-from .._options import CALLEE_OPTIONS, INLINE_OPTIONS, JIT_OPTIONS
+from .._options import INLINE_OPTIONS, JIT_OPTIONS, callee
 from .features import ALL, optimizer_bit, switch
 from .fpmode import flush_denormals, restore_fp_mode
 
@@ -73,14 +73,14 @@ def _rmsprop(p, g, state, hyper, lo, hi, l1, l2):
         p[i] -= lr * b
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _sgd_step(params, grads, state, hyper, step, n_weights, l1, l2):
     zero = params.dtype.type(0.0)
     _sgd(params, grads, state, hyper, 0, n_weights, l1, l2)
     _sgd(params, grads, state, hyper, n_weights, params.size, zero, zero)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _rmsprop_step(params, grads, state, hyper, step, n_weights, l1, l2):
     zero = params.dtype.type(0.0)
     _rmsprop(params, grads, state, hyper, 0, n_weights, l1, l2)
@@ -101,12 +101,12 @@ def _adam_step(params, grads, state, hyper, step, n_weights, l1, l2, decay):
     _adam(params, grads, state, hyper, n_weights, n, zero, zero, step_size, inv_sqrt_bc2, decay)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _adam_no_decay(params, grads, state, hyper, step, n_weights, l1, l2):
     _adam_step(params, grads, state, hyper, step, n_weights, l1, l2, params.dtype.type(1.0))
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def _adamw_step(params, grads, state, hyper, step, n_weights, l1, l2):
     decay = params.dtype.type(1.0 - hyper[0] * hyper[4])
     _adam_step(params, grads, state, hyper, step, n_weights, l1, l2, decay)
@@ -118,7 +118,7 @@ _step = switch(
 )
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def optimizer_step_for(features, code, params, grads, state, hyper, step, n_weights, l1, l2):
     """:func:`optimizer_step` compiled for the optimizers in ``features``."""
     fp_mode = flush_denormals()  # decaying moment estimates must not turn denormal

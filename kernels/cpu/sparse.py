@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .._options import CALLEE_OPTIONS, JIT_OPTIONS
+from .._options import JIT_OPTIONS, callee
 
 #: A batch's forward product takes the transposed path when its stored values number at least
 #: this many times the layer's inputs (and the scratch has room for all of ``W``), its weight
@@ -110,7 +110,7 @@ def gather_rows(X, order, start, rows, buf):
     return CSR(indptr[: rows + 1], indices[:nnz], data[:nnz], X.n_cols)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def transposes(X, W, T, fill):
     """Whether a product of the batch ``X`` with ``W`` (out, in) (or with ``dW``) takes the
     transposed path: at least ``fill`` stored values per input column, and a scratch ``T`` of
@@ -142,7 +142,7 @@ def weight_grad(X, D, dW, scratch):
         weight_grad_by_unit(X, D, dW)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def transpose(A, out):
     """``out[:] = A.T`` for C-contiguous ``A`` (n, m) and ``out`` (m, n), in 8x8 tiles.
 
@@ -218,7 +218,7 @@ def weight_grad_transposed(X, D, dW, T):
     transpose(GT, dW)
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def number_columns(X, slot, columns):
     """Number the columns the batch ``X`` uses in ascending order: ``columns[:n]`` are they,
     ``slot[k]`` is the number of column ``k``; returns ``n``. ``slot`` must be -1 for every
@@ -234,14 +234,14 @@ def number_columns(X, slot, columns):
     return n
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def release_columns(slot, columns, n):
     """Undo :func:`number_columns`: ``slot`` is -1 for every column again."""
     for c in range(n):
         slot[columns[c]] = -1
 
 
-@njit(**CALLEE_OPTIONS)
+@callee
 def gather_columns(W, columns, n, out):
     """``out[c] = W[:, columns[c]]`` for ``c < n``: the used columns of ``W`` (out, in) as rows
     of ``out`` (n, out), in 8 x 8 tiles as :func:`transpose` (ascending columns keep a tile's

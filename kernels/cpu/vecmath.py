@@ -12,11 +12,11 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
-from .._options import CALLEE_OPTIONS
+from .._options import OVERLOAD_OPTIONS
 
 # Compiled apart from (and then inlined by LLVM into) their callers, with their own flags: no
 # reassociation, which would undo the two-part ``n ln 2`` reduction that keeps exp within 2 ulp.
-VECMATH_OPTIONS = dict(CALLEE_OPTIONS, fastmath={"contract", "arcp", "nsz", "afn"})
+VECMATH_OPTIONS = dict(OVERLOAD_OPTIONS, fastmath={"contract", "arcp", "nsz", "afn"})
 
 
 @intrinsic
