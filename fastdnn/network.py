@@ -44,6 +44,13 @@ CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 DEVICES = ("cpu", "cuda")
 
 
+def _require_nonnegative(variance, name):
+    """Raise ValueError naming ``name`` when the running variance ``variance`` has a negative
+    entry (``set_weights`` and ``load`` accept none)."""
+    if (variance < 0).any():
+        raise ValueError(f"{name} must be >= 0, found {variance.min():g}")
+
+
 class History:
     """Per-epoch metrics of a fit, as in Keras.
 
@@ -759,8 +766,8 @@ class Sequential:
                 if array.shape != target.shape:
                     raise ValueError(f"{name} must have shape {target.shape}, got {array.shape}")
                 array = as_finite(array, name, self.dtype)
-                if what == "running_var" and (array < 0).any():
-                    raise ValueError(f"{name} must be >= 0, found {array.min():g}")
+                if what == "running_var":
+                    _require_nonnegative(array, name)
                 staged.append((target, array))
         for target, array in staged:
             target[...] = array
@@ -814,8 +821,8 @@ class Sequential:
         model._running[:] = loaded["running"]
         for i, (names, views) in enumerate(model._weight_views()):
             for name, view in zip(names, views):
-                if name == "running_var" and (view < 0).any():
-                    raise ValueError(f"running: layer {i}'s running variance is negative")
+                if name == "running_var":
+                    _require_nonnegative(view, f"running: layer {i}'s running_var")
         if "mask_key" in meta:
             model._mask_key = np.uint64(meta["mask_key"])
         model._rng.bit_generator.state = meta["rng"]

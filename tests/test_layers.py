@@ -401,6 +401,18 @@ def test_save_load_keeps_everything_and_resumes_identically(tmp_path):
     _assert_same(_fit(loaded, X, y), _fit(model, X, y))
 
 
+def test_load_refuses_a_negative_running_variance(tmp_path):
+    # A file whose checksums match but whose statistics no BatchNorm can hold.
+    from fastdnn import io
+
+    model = mixed_model()
+    meta, arrays = model._archive()
+    arrays["running"] = -np.ones_like(arrays["running"])
+    io.save_archive(tmp_path / "m.npz", "Sequential", meta, arrays)
+    with pytest.raises(ValueError, match="layer 1's running_var must be >= 0"):
+        fd.load(tmp_path / "m.npz")
+
+
 def test_running_statistics_move_in_fit_only():
     X, y = problem(n=12)
     model = mixed_model()
