@@ -185,3 +185,26 @@ def test_cache_goes_to_the_temporary_folder_when_nothing_else_is_writable(monkey
     monkeypatch.setattr(kernels, "_writable", lambda folder: True)
     kernels._ensure_writable_cache()
     assert config.CACHE_DIR == ""  # Numba's own folders serve
+
+
+def test_a_callee_is_compiled_without_wrappers_and_still_runs_from_python():
+    from numba import njit
+
+    from fastdnn.kernels._options import callee
+
+    @callee
+    def add_one(a):
+        for i in range(a.size):
+            a[i] += 1
+
+    @njit
+    def caller(a):
+        add_one(a)
+
+    a = np.zeros(3)
+    caller(a)  # compiles add_one for compiled callers: no CPython entry point
+    (compiled,) = add_one.overloads.values()
+    assert compiled.fndesc.llvm_cpython_wrapper_name not in compiled.library.get_llvm_str()
+    add_one(a)  # from Python: the twin, with its wrapper
+    np.testing.assert_array_equal(a, 2.0)
+    assert len(add_one.overloads) == 1
