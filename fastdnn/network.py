@@ -232,9 +232,7 @@ class Sequential:
             constants[:, 0].copy(), constants[:, 1].copy(), constants[:, 2].copy(),
             n_weights,
         )  # fmt: skip
-        # Columns of the table under the names the CUDA engine's constructor takes.
-        self._sizes, self._acts = self._net.sizes, self._net.acts
-        self._w_off, self._b_off = self._net.p_off, self._net.q_off
+        self._sizes = self._net.sizes
         self._n_weights = n_weights
         self._params = np.zeros(cursors[False], dtype=self.dtype)
         self._running = np.zeros(s_cursor, dtype=self.dtype)

@@ -54,9 +54,8 @@ def _data(model, n=10, seed=0, weighted=True):
 
 def _engine(model, **kwargs):
     engine = CudaEngine(
-        model._sizes, model._acts, model._w_off, model._b_off, model._n_weights,
-        LOSSES[model.loss], model.optimizer.code, model.optimizer.n_slots, model.l1, model.l2,
-        model.dtype, loss_weight=model.loss_weight, **kwargs,
+        model._net, LOSSES[model.loss], model.optimizer.code, model.optimizer.n_slots, model.l1,
+        model.l2, model.dtype, loss_weight=model.loss_weight, **kwargs,
     )  # fmt: skip
     engine.upload(model._params, model._state, model._step)
     return engine
@@ -226,10 +225,7 @@ def test_upload_download_round_trip_and_errors():
 
 def test_engine_needs_an_upload_first():
     model = _model("mse", fd.SGD(lr=0.1), "relu", "linear")
-    engine = CudaEngine(
-        model._sizes, model._acts, model._w_off, model._b_off, model._n_weights,
-        LOSSES["mse"], model.optimizer.code, 0,
-    )  # fmt: skip
+    engine = CudaEngine(model._net, LOSSES["mse"], model.optimizer.code, 0)
     with pytest.raises(RuntimeError, match="upload"):
         engine.predict(np.zeros((2, N_IN)))
 
@@ -335,7 +331,7 @@ def test_missing_numba_cuda_is_named(monkeypatch):
     with pytest.raises(RuntimeError, match="not installed"):
         backend.require_cuda()
     with pytest.raises(RuntimeError, match="numba-cuda"):
-        CudaEngine([2, 1], [0], [0], [2], 2, 0, 0, 0)  # nothing half-initialised: raises first
+        CudaEngine(None, 0, 0, 0)  # nothing half-initialised: raises before reading the table
 
 
 @pytest.mark.parametrize(

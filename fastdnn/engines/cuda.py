@@ -7,7 +7,7 @@ the GPU at import time: importing this module never fails, and :func:`require_cu
 missing.
 
 :class:`CudaEngine` mirrors ``kernels/cpu/network.py`` kernel for kernel. It is built from the
-same layer table as the CPU path (``sizes``, ``acts``, ``w_off``, ``b_off``, ``n_weights``) and
+same layer table as the CPU path (``kernels.cpu.network.Net``) and
 keeps the flat parameter buffer (all weights, then all biases), the flat gradient buffer, the
 optimizer state ((n_slots, n_params), as on the CPU) and the workspace (``Zbuf``, ``Abuf``,
 ``Dbuf`` with the CPU's per-layer offsets) on the device for the whole fit. A training epoch
@@ -18,8 +18,7 @@ and copies back only the per-batch loss and accuracy sums and the "first bad bat
 
 Typical use (what ``Sequential`` does with ``device="cuda"``)::
 
-    engine = CudaEngine(sizes, acts, w_off, b_off, n_weights, loss_code, opt_code, n_slots,
-                        l1, l2, dtype)
+    engine = CudaEngine(net, loss_code, opt_code, n_slots, l1, l2, dtype)
     engine.upload(params, state, step)
     data = engine.dataset(X, Y, sample_weight)           # copied once if it fits on the GPU
     for epoch in range(epochs):
@@ -233,14 +232,10 @@ class CudaEngine:
 
     Parameters
     ----------
-    sizes : array of int, shape (L + 1,)
-        Input width, then each layer's width.
-    acts : array of int, shape (L,)
-        Activation codes (``fastdnn.kernels.cpu.activations``).
-    w_off, b_off : array of int, shape (L,)
-        Offsets of each layer's W (out, in) and b (out,) in the flat parameter buffer.
-    n_weights : int
-        Number of weights (they come first in the buffer; L1/L2 apply to them only).
+    net : kernels.cpu.network.Net
+        The network's layer table (kinds, widths, activation codes, parameter and statistics
+        offsets, the layers' constants; its ``n_weights`` weights come first in the parameter
+        buffer and L1/L2 apply to them only), as the CPU kernels take it.
     loss_code : int
         ``MSE``, ``CROSS_ENTROPY``, ``BINARY_CROSS_ENTROPY`` or ``POISSON``
         (``kernels.cpu.losses``).
@@ -266,10 +261,6 @@ class CudaEngine:
     max_resident_bytes : int, optional
         Data sets up to this size are copied to the device once; larger ones are streamed batch
         by batch. Default: half the device memory free when the data set is built.
-    layers : kernels.cpu.network.Net, optional
-        The network's layer table, for networks with normalisation or dropout layers
-        (``sizes``, ``acts``, ``w_off``, ``b_off`` are then its ``sizes``, ``acts``,
-        ``p_off``, ``q_off``). Default: every layer dense.
     n_running : int, default 0
         Size of the running-statistics buffer the table's ``s_off`` index.
     mask_key : int, default 0
@@ -285,9 +276,9 @@ class CudaEngine:
     """
 
     def __init__(
-        self, sizes, acts, w_off, b_off, n_weights, loss_code, opt_code, n_slots, l1=0.0, l2=0.0,
-        dtype="float32", *, loss_weight=1.0, tile=None, threads=None, max_resident_bytes=None,
-        layers=None, n_running=0, mask_key=0, clipnorm=None,
+        self, net, loss_code, opt_code, n_slots, l1=0.0, l2=0.0, dtype="float32", *,
+        loss_weight=1.0, tile=None, threads=None, max_resident_bytes=None, n_running=0,
+        mask_key=0, clipnorm=None,
     ):  # fmt: skip
         require_cuda()
         from ..kernels.cuda import activations, batches, dense, losses, optimizers
@@ -298,27 +289,22 @@ class CudaEngine:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
-        self.sizes = [int(s) for s in sizes]
-        self.acts = [int(a) for a in acts]
-        self.w_off = [int(o) for o in w_off]
-        self.b_off = [int(o) for o in b_off]
+        self.sizes = [int(s) for s in net.sizes]
+        self.acts = [int(a) for a in net.acts]
+        self.w_off = [int(o) for o in net.p_off]
+        self.b_off = [int(o) for o in net.q_off]
         self.n_layers = len(self.acts)
         if len(self.sizes) != self.n_layers + 1:
-            raise ValueError("sizes must hold one more entry than acts")
-        if layers is None:
-            self.kinds = [_cpu_net.DENSE] * self.n_layers
-            self.s_off = [-1] * self.n_layers
-            self.layer_eps = self.layer_momentum = self.layer_rate = [0.0] * self.n_layers
-        else:
-            self.kinds = [int(k) for k in layers.kinds]
-            self.s_off = [int(o) for o in layers.s_off]
-            self.layer_eps = [float(v) for v in layers.eps]
-            self.layer_momentum = [float(v) for v in layers.momentum]
-            self.layer_rate = [float(v) for v in layers.rate]
+            raise ValueError("net.sizes must hold one more entry than net.acts")
+        self.kinds = [int(k) for k in net.kinds]
+        self.s_off = [int(o) for o in net.s_off]
+        self.layer_eps = [float(v) for v in net.eps]
+        self.layer_momentum = [float(v) for v in net.momentum]
+        self.layer_rate = [float(v) for v in net.rate]
         self.n_running = int(n_running)
         self.mask_key = np.uint64(mask_key)
         self.clipnorm = None if clipnorm is None else float(clipnorm)
-        self.n_weights = int(n_weights)
+        self.n_weights = int(net.n_weights)
         self.n_params = self.b_off[-1] + self.sizes[-1]
         self.loss_code = int(loss_code)
         self.opt_code = int(opt_code)
@@ -1102,9 +1088,8 @@ def new_engine(model):
     is on the device until its ``upload``."""
     *settings, loss_weight, clipnorm = _settings(model)
     return CudaEngine(
-        model._sizes, model._acts, model._w_off, model._b_off, model._n_weights, *settings,
-        model.dtype, loss_weight=loss_weight, layers=model._net, n_running=model._running.size,
-        mask_key=model._mask_key, clipnorm=clipnorm,
+        model._net, *settings, model.dtype, loss_weight=loss_weight,
+        n_running=model._running.size, mask_key=model._mask_key, clipnorm=clipnorm,
     )  # fmt: skip
 
 
