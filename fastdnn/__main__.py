@@ -19,6 +19,13 @@ def main(argv=None):
     )
     warm.add_argument("--dtypes", default="float32,float64", help="comma-separated dtypes")
     warm.add_argument("--no-sparse", action="store_true", help="skip the sparse-input kernels")
+    warm.add_argument(
+        "--portable", action="store_true",
+        help="build the precompiled cache shipped with the package (for x86-64 levels, not "
+        "this CPU) instead of filling Numba's cache",
+    )  # fmt: skip
+    warm.add_argument("--levels", default="x86-64-v3,x86-64-v4",
+                      help="with --portable: comma-separated x86-64 levels")  # fmt: skip
     args = parser.parse_args(argv)
     if args.command == "warmup":
         return _warmup(args)
@@ -42,8 +49,15 @@ def main(argv=None):
 
 
 def _warmup(args):
-    from .warmup import warmup
+    from .warmup import build_precompiled, warmup
 
+    if args.portable:
+        print("fastdnn warmup --portable: compiling the generic kernels for "
+              f"{args.levels} into the precompiled cache")  # fmt: skip
+        seconds = build_precompiled(tuple(args.levels.split(",")), tuple(args.dtypes.split(",")),
+                                    sparse=not args.no_sparse)  # fmt: skip
+        print(f"done in {seconds:.1f} s; a wheel built now ships these kernels")
+        return 0
     print("fastdnn warmup: compiling the generic kernels (every layer, activation, loss and "
           "optimizer) into Numba's cache")  # fmt: skip
     seconds = warmup(tuple(args.dtypes.split(",")), sparse=not args.no_sparse)

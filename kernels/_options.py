@@ -1,4 +1,5 @@
-"""Compilation options shared by every CPU kernel, and the :func:`callee` decorator.
+"""Compilation options shared by every CPU kernel, and the :func:`kernel` and :func:`callee`
+decorators.
 
 Kept in one place so that the fast-math policy cannot drift between kernels. The flag set leaves
 out ``nnan`` and ``ninf``: with them LLVM may fold ``np.isnan`` to False, and fastdnn relies on
@@ -7,6 +8,8 @@ NaN/inf detection to stop diverging training.
 
 from numba import config, njit
 from numba.core.registry import CPUDispatcher
+
+from ._cache import KernelCache
 
 FASTMATH = {"contract", "arcp", "reassoc", "nsz", "afn"}
 
@@ -55,3 +58,29 @@ def callee(function):
         return function
     options = dict(CALLEE_OPTIONS, nopython=True, **_NO_WRAPPERS)
     return CalleeDispatcher(function, locals={}, targetoptions=options)
+
+
+class KernelDispatcher(CPUDispatcher):
+    """An njit function cached by :class:`~fastdnn.kernels._cache.KernelCache`: Numba's cache,
+    then the precompiled one shipped with the package."""
+
+    def enable_caching(self):
+        self._cache = KernelCache(self.py_func)
+
+
+def kernel(function=None, **options):
+    """Decorate a kernel called from Python: ``njit(**JIT_OPTIONS, **options)``, cached in
+    Numba's cache and looked up in the precompiled cache (``kernels/_cache.py``) too.
+
+    Use as ``@kernel`` or ``@kernel(inline="always")``.
+    """
+    if function is None:
+        return lambda function: kernel(function, **options)
+    if config.DISABLE_JIT:
+        return function
+    targetoptions = {k: v for k, v in JIT_OPTIONS.items() if k != "cache"}
+    dispatcher = KernelDispatcher(
+        function, locals={}, targetoptions=dict(targetoptions, nopython=True, **options)
+    )
+    dispatcher.enable_caching()
+    return dispatcher

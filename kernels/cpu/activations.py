@@ -12,7 +12,7 @@ feature set (``features.py``).
 
 from numba import njit
 
-from .._options import INLINE_OPTIONS, JIT_OPTIONS, callee
+from .._options import INLINE_OPTIONS, callee, kernel
 from .features import ALL, activation_bit, switch
 from .vecmath import vexp, vexpm1, vlog1p, vtanh
 
@@ -177,7 +177,7 @@ def _elementwise_loops(f, df):
 LOOPS = {code: _elementwise_loops(f, df) for code, (f, df) in ELEMENTWISE.items()}
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def softmax_rows(Z, A):
     """Row-wise softmax of ``Z`` into ``A`` by the max-shifted (log-sum-exp) form."""
     n, m = Z.shape
@@ -195,7 +195,7 @@ def softmax_rows(Z, A):
             A[i, j] *= inv
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def bias_fill(bias, Z):
     """Write ``bias`` into every row of ``Z``; the layer's GEMM then adds ``X @ W.T`` to it.
 
@@ -233,13 +233,13 @@ scale_by_derivative_for.__doc__ = """``scale_by_derivative_for(features, code, Z
 ``features``."""
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def activation(code, Z, A):
     """``A = f(Z)``: softmax row-wise, every other code elementwise (every code compiled)."""
     activation_for(ALL, code, Z, A)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def scale_by_derivative(code, Z, A, D):
     """``D *= f'(Z)`` in place: turns the gradient w.r.t. a layer's output into its delta
     (every code compiled)."""

@@ -1,12 +1,11 @@
 """Input checks as compiled passes: one read of the data, no temporary arrays."""
 
 import numpy as np
-from numba import njit
 
-from .._options import JIT_OPTIONS
+from .._options import kernel
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def all_finite(values):
     """Whether every element of the 1-D float array ``values`` is finite.
 

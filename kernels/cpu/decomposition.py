@@ -24,10 +24,10 @@ the caller passes in (:data:`SYRK`) so that the compiled code stays cacheable.
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import get_cython_function_address, intrinsic
 
-from .._options import JIT_OPTIONS
+from .._options import kernel
 
 # Rows per block when the covariance is accumulated from centred row blocks.
 COVARIANCE_BLOCK_ROWS = 2048
@@ -40,7 +40,7 @@ SYRK = {
 }
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def column_mean(X, mean):
     """``mean[j] = X[:, j].mean()``, accumulated in float64 row by row (contiguous reads)."""
     n, m = X.shape
@@ -52,7 +52,7 @@ def column_mean(X, mean):
         mean[j] = acc[j] / n
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def center(X, mean, out):
     """``out = X - mean`` row by row; returns the sum of squares of ``out`` in float64."""
     n, m = X.shape
@@ -96,7 +96,7 @@ def _call_c(typingctx, address, arrays):
     return types.void(address, arrays), codegen
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def syrk_upper(syrk_address, A, beta, C):
     """``C = A.T @ A + beta * C`` on the upper triangle of ``C`` (BLAS ``?syrk``).
 
@@ -115,7 +115,7 @@ def syrk_upper(syrk_address, A, beta, C):
     )  # fmt: skip
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def covariance_sum(X, mean, block_rows, syrk_address, C):
     """``C = (X - mean).T @ (X - mean)`` from centred blocks of ``block_rows`` rows.
 
@@ -138,7 +138,7 @@ def covariance_sum(X, mean, block_rows, syrk_address, C):
             C[j, i] = C[i, j]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def svd_flip_rows(V):
     """Flip the sign of each row of ``V`` so that its entry of largest magnitude is positive.
 
@@ -158,7 +158,7 @@ def svd_flip_rows(V):
                 V[i, j] = -V[i, j]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def orthonormalize(Y, out, rtol):
     """``out = Y @ M`` with orthonormal columns spanning the range of ``Y`` (SVQB).
 
@@ -187,7 +187,7 @@ def orthonormalize(Y, out, rtol):
     np.dot(Y, M, out)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def range_finder(A, omega, n_iter, rtol):
     """Orthonormal basis (rows(A), l) of the range of ``A @ omega`` after ``n_iter`` power
     iterations (Halko et al. 2011, algorithm 4.4), each product re-orthonormalised."""
@@ -209,7 +209,7 @@ def range_finder(A, omega, n_iter, rtol):
     return Y
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def fit_exact(X, block_rows, syrk_address, mean):
     """All principal axes of ``X``; writes ``mean``. ``syrk_address``: ``SYRK[X.dtype]``.
 
@@ -248,7 +248,7 @@ def fit_exact(X, block_rows, syrk_address, mean):
     return S, components, total_ss
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def fit_randomized(X, omega, n_iter, rtol, n_components, mean):
     """The leading ``n_components`` principal axes of ``X`` by randomized SVD; writes ``mean``.
 
@@ -282,7 +282,7 @@ def fit_randomized(X, omega, n_iter, rtol, n_components, mean):
     return s[:k].copy(), components, total_ss
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def project(X, mean, components, scale, out):
     """``out = (X - mean) @ components.T * scale`` (``scale`` per component).
 
@@ -301,7 +301,7 @@ def project(X, mean, components, scale, out):
             out[i, c] = (out[i, c] - shift[c]) * scale[c]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def reconstruct(Z, basis, mean, out):
     """``out = Z @ basis + mean``: maps component scores back to feature space."""
     np.dot(Z, basis, out)

@@ -9,7 +9,7 @@ once per feature set. Each optional kernel is reached through :func:`gated`, whi
 the kernel when the mask has its bit and to nothing otherwise, and each dispatch on a run-time
 code (activation, loss, optimizer) through :func:`switch`, compiled for the mask's codes only.
 :data:`ALL` has every bit: with it a driver is the generic one, which serves any network
-(``FASTDNN_SPECIALIZE=0`` makes every call use it).
+(``FASTDNN_SPECIALIZE=0``, or a precompiled cache, makes every call use it).
 
 Only the drivers and the gates see a feature set; the kernels behind the gates are compiled
 once per argument types and shared by every feature set.
@@ -29,6 +29,7 @@ from numba.extending import (
     unbox,
 )
 
+from .._cache import usable_level
 from .._options import OVERLOAD_OPTIONS
 
 # Bit layout of a mask. Activation codes (``activations.py``) take bits 0-15 (one per code),
@@ -121,9 +122,19 @@ def _intern(mask):
     return found
 
 
+def specializing():
+    """Whether drivers are compiled per feature set: ``FASTDNN_SPECIALIZE=1``, or unset while
+    no precompiled cache serves this host (``kernels/_cache.py``; it holds the generic drivers,
+    which then load instead of compiling)."""
+    setting = os.environ.get("FASTDNN_SPECIALIZE")
+    if setting is None:
+        return usable_level() is None
+    return setting != "0"
+
+
 def features(mask):
-    """The :class:`Features` of ``mask``, or :data:`ALL` when ``FASTDNN_SPECIALIZE=0``."""
-    return _intern(_ALL_MASK if os.environ.get("FASTDNN_SPECIALIZE", "1") == "0" else mask)
+    """The :class:`Features` of ``mask``, or :data:`ALL` when not :func:`specializing`."""
+    return _intern(mask if specializing() else _ALL_MASK)
 
 
 ALL = _intern(_ALL_MASK)

@@ -16,9 +16,8 @@ device, and a new mask for every batch because every batch has a new key
 """
 
 import numpy as np
-from numba import njit
 
-from .._options import JIT_OPTIONS, callee
+from .._options import callee, kernel
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -34,7 +33,7 @@ def mix64(z):
     return z ^ (z >> _S31)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def batch_mask_key(model_key, step):
     """The dropout key of the batch of update number ``step`` (1-based) of a model."""
     return mix64(np.uint64(model_key) ^ mix64(np.uint64(step) * _GOLDEN))
@@ -46,7 +45,7 @@ def layer_mask_key(batch_key, layer):
     return mix64(batch_key + np.uint64(layer + 1) * _GOLDEN)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def dropout_forward(X, rate, key, Z, A):
     """Inverted dropout of ``X`` into ``A``; the mask (0 or ``1 / (1 - rate)``) into ``Z``.
 
@@ -77,7 +76,7 @@ def dropout_forward(X, rate, key, Z, A):
         a[e] = x[e] * m
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def dropout_backward(D, mask, DX):
     """``DX = D * mask``."""
     rows, n = D.shape
@@ -86,7 +85,7 @@ def dropout_backward(D, mask, DX):
             DX[i, j] = D[i, j] * mask[i, j]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def copy_rows(X, A):
     """``A = X`` (dropout at inference, and the gradient through it)."""
     rows, n = X.shape
@@ -95,7 +94,7 @@ def copy_rows(X, A):
             A[i, j] = X[i, j]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def batch_norm_forward(X, gamma, beta, running, eps, momentum, training, update, moments, Z):
     """``Z = gamma * (X - mean) / sqrt(var + eps) + beta`` per feature (column).
 
@@ -139,7 +138,7 @@ def batch_norm_forward(X, gamma, beta, running, eps, momentum, training, update,
             Z[i, j] = gamma[j] * ((X[i, j] - mean[j]) * inv[j]) + beta[j]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def batch_norm_backward(X, D, gamma, moments, training, dgamma, dbeta, DX):
     """Gradients of :func:`batch_norm_forward` given ``D = dL/dZ``.
 
@@ -179,7 +178,7 @@ def _row_moments(x, eps):
     return mean, dt(1.0) / np.sqrt(sq * dt(1.0 / n) + dt(eps))
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def layer_norm_forward(X, gamma, beta, eps, Z):
     """``Z = gamma * (x - mean(x)) / sqrt(var(x) + eps) + beta`` for every row ``x`` of ``X``
     (biased variance over the row's features, as ``torch.nn.LayerNorm``)."""
@@ -190,7 +189,7 @@ def layer_norm_forward(X, gamma, beta, eps, Z):
             Z[i, j] = gamma[j] * ((X[i, j] - mean) * inv) + beta[j]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def layer_norm_backward(X, D, gamma, eps, dgamma, dbeta, DX):
     """Gradients of :func:`layer_norm_forward` given ``D = dL/dZ``: per row, with
     ``g = D * gamma``, ``DX = inv * (g - mean(g) - xhat * mean(g * xhat))``. The row moments

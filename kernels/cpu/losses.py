@@ -9,7 +9,7 @@ sigmoid + binary cross-entropy, and :func:`poisson_deviance` for exp + Poisson.
 import numpy as np
 from numba import njit
 
-from .._options import INLINE_OPTIONS, JIT_OPTIONS, callee
+from .._options import INLINE_OPTIONS, callee, kernel
 from .activations import activation_for, scale_by_derivative_for, softplus
 from .features import ALL, loss_bit, switch
 from .vecmath import vexp
@@ -201,7 +201,7 @@ def count_correct_for(features, loss_code, A, Y):
     return _correct(features, loss_code, A, Y)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def output_loss(loss_code, act_code, Z, Y, row_weight, A):
     """Write the output activation into ``A`` and return the weighted summed loss of the batch.
 
@@ -213,7 +213,7 @@ def output_loss(loss_code, act_code, Z, Y, row_weight, A):
     return output_loss_for(ALL, loss_code, act_code, Z, Y, row_weight, A)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def output_delta(loss_code, act_code, Z, A, Y, row_weight, scale, D):
     """Write ``d(loss) / dZ`` into ``D``, row ``i`` multiplied by ``scale * row_weight[i]``.
 
@@ -226,7 +226,7 @@ def output_delta(loss_code, act_code, Z, A, Y, row_weight, scale, D):
     output_delta_for(ALL, loss_code, act_code, Z, A, Y, row_weight, scale, D)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def count_correct(loss_code, A, Y):
     """Correct predictions: argmax match per row (cross-entropy) or per element at 0.5 (binary).
 

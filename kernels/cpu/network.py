@@ -33,10 +33,10 @@ Every array argument is owned by the caller; nothing here allocates on the train
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
-from .._options import JIT_OPTIONS, OVERLOAD_OPTIONS, callee
+from .._options import OVERLOAD_OPTIONS, callee, kernel
 from . import sparse
 from .activations import LINEAR, activation_for, bias_fill, scale_by_derivative_for
 from .blas import gemm, gemm_add
@@ -191,7 +191,7 @@ _input_matmul_add = _by_input(_dense_matmul_add, sparse.matmul_add)  # Z += X @ 
 _input_weight_grad = _by_input(_dense_weight_grad, sparse.weight_grad)  # dW = D.T @ X
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def column_sum(D, out):
     """``out[j] = sum_i D[i, j]`` (the bias gradient), row by row for contiguous reads."""
     n, m = D.shape
@@ -237,7 +237,7 @@ def features_of(net, loss_code=None, opt_code=None, clip=False):
 
 # The passes are inlined into their callers by Numba: each driver then goes through LLVM once
 # rather than once more for every level of passes it calls (a first S fit: 13-15 -> 10.5 s).
-@njit(**JIT_OPTIONS, inline="always")
+@kernel(inline="always")
 def forward(
     features, X, net, params, running, moments, training, update, key, ws_off, Zbuf, Abuf, Tbuf
 ):  # fmt: skip
@@ -292,7 +292,7 @@ def forward(
             activation_for(features, net.acts[layer], Z, A)
 
 
-@njit(**JIT_OPTIONS, inline="always")
+@kernel(inline="always")
 def backward(features, X, net, params, grads, moments, training, ws_off, Zbuf, Abuf, Dbuf, Tbuf):
     """Back-propagate the output delta (already in ``Dbuf``) and write every parameter gradient.
 
@@ -346,7 +346,7 @@ def backward(features, X, net, params, grads, moments, training, ws_off, Zbuf, A
         )
 
 
-@njit(**JIT_OPTIONS, inline="always")
+@kernel(inline="always")
 def forward_backward(
     features, X, Y, row_weight, net, loss_code, loss_weight, params, grads, running, moments,
     training, update, key, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
@@ -373,7 +373,7 @@ def forward_backward(
     return loss, correct
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def blocked_gradients(
     features, X, Y, row_weight, net, loss_code, loss_weight, params, grads, block_grads, running,
     moments, block_rows, ws_off, Zbuf, Abuf, Dbuf, Tbuf,
@@ -418,7 +418,7 @@ def blocked_gradients(
     return loss_total
 
 
-@njit(**JIT_OPTIONS, inline="always")
+@kernel(inline="always")
 def _delta_scale(params, loss_code, net, loss_weight, row_weight):
     """The output delta's factor ``loss_weight / sum of weights`` (times the output width but
     for cross-entropy, whose mean is over samples), formed in float64 and rounded once to the
@@ -429,7 +429,7 @@ def _delta_scale(params, loss_code, net, loss_weight, row_weight):
     return params.dtype.type(loss_weight / weight_sum if weight_sum > 0 else 0.0)
 
 
-@njit(**JIT_OPTIONS, inline="always")
+@kernel(inline="always")
 def _output_loss_and_delta(
     features, net, loss_code, scale, Y, row_weight, rows, ws_off, Zbuf, Abuf, Dbuf
 ):  # fmt: skip
@@ -447,7 +447,7 @@ def _output_loss_and_delta(
     return loss, correct
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf):
     """Copy rows ``order[start:start + rows]`` of ``X``, ``Y`` and ``sample_weight`` into the
     batch buffers; returns the batch ``(Xb, Yb, Wb)``, views of those buffers.
@@ -462,7 +462,7 @@ def gather_batch(X, Y, sample_weight, order, start, rows, Xbuf, Ybuf, Wbuf):
     return Xb, Yb, Wb
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def train_epoch(
     features, X, Y, sample_weight, order, batch_size, net, loss_code, loss_weight, params, grads,
     running, moments, model_key, opt_code, hyper, state, step, l1, l2, clipnorm, Xbuf, Ybuf, Wbuf,
@@ -514,7 +514,7 @@ def train_epoch(
     return loss_total, correct_total, bad_batch
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def evaluate(
     features, X, Y, sample_weight, batch_size, net, loss_code, params, running, moments, ws_off,
     Zbuf, Abuf, Tbuf,
@@ -544,7 +544,7 @@ def evaluate(
     return loss_total, correct_total
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def predict(features, X, batch_size, net, params, running, moments, ws_off, Zbuf, out, Tbuf):
     """Output-layer activations for every row of ``X`` into ``out`` in inference mode,
     ``batch_size`` at a time.

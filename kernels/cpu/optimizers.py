@@ -9,7 +9,7 @@ order documented by each optimizer class in ``fastdnn.optimizers``.
 import numpy as np
 from numba import njit
 
-from .._options import INLINE_OPTIONS, JIT_OPTIONS, callee
+from .._options import INLINE_OPTIONS, callee, kernel
 from .features import ALL, optimizer_bit, switch
 from .fpmode import flush_denormals, restore_fp_mode
 
@@ -126,7 +126,7 @@ def optimizer_step_for(features, code, params, grads, state, hyper, step, n_weig
     restore_fp_mode(fp_mode)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
     """Apply one update to ``params`` in place; ``step`` is the 1-based step number.
 
@@ -137,7 +137,7 @@ def optimizer_step(code, params, grads, state, hyper, step, n_weights, l1, l2):
     optimizer_step_for(ALL, code, params, grads, state, hyper, step, n_weights, l1, l2)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def penalty(params, n_weights, l1, l2):
     """``l1 * sum|W| + (l2 / 2) * sum W**2`` over the weights (the first ``n_weights`` entries)."""
     abs_sum = 0.0
@@ -149,7 +149,7 @@ def penalty(params, n_weights, l1, l2):
     return float(l1) * abs_sum + 0.5 * float(l2) * sq_sum
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def add_penalty_gradient(params, grads, n_weights, l1, l2):
     """``grads[:n_weights] += l1 * sign(W) + l2 * W``: the penalty's gradient, for reporting
     gradients of the full loss (the optimizer passes fold it in themselves)."""
@@ -157,7 +157,7 @@ def add_penalty_gradient(params, grads, n_weights, l1, l2):
         grads[i] += l1 * np.sign(params[i]) + l2 * params[i]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def clip_by_global_norm(grads, max_norm):
     """Scale ``grads`` by ``max_norm / (norm + 1e-6)`` when that is below 1, ``norm`` the L2
     norm of the whole buffer (summed in float64): ``torch.nn.utils.clip_grad_norm_``."""

@@ -25,9 +25,8 @@ first layer's scratch (:class:`FirstLayerScratch`):
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from .._options import JIT_OPTIONS, callee
+from .._options import callee, kernel
 
 #: A batch's forward product takes the transposed path when its stored values number at least
 #: this many times the layer's inputs (and the scratch has room for all of ``W``), its weight
@@ -87,13 +86,13 @@ class CSR(NamedTuple):
         return (self.indptr.size - 1, self.n_cols)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def row_block(X, start, rows):
     """Rows ``start:start + rows`` of ``X`` as a CSR view (no copy)."""
     return CSR(X.indptr[start : start + rows + 1], X.indices, X.data, X.n_cols)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def gather_rows(X, order, start, rows, buf):
     """Copy rows ``order[start:start + rows]`` of ``X`` into the batch buffers ``buf`` (a CSR
     whose arrays are large enough) and return the batch: views of ``buf`` from 0."""
@@ -120,7 +119,7 @@ def transposes(X, W, T, fill):
     return T.size >= W.size and nnz >= fill * W.shape[1]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def matmul_add(X, W, Z, scratch):
     """``Z += X @ W.T`` for a CSR batch ``X`` (rows, in), ``W`` (out, in), ``Z`` (rows, out),
     by the path :func:`transposes` chooses at ``FORWARD_FILL`` (``scratch``: a
@@ -131,7 +130,7 @@ def matmul_add(X, W, Z, scratch):
         matmul_add_compact(X, W, Z, scratch)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def weight_grad(X, D, dW, scratch):
     """``dW = D.T @ X`` for a CSR batch ``X`` (rows, in) and ``D`` (rows, out), by the path
     :func:`transposes` chooses at ``GRADIENT_FILL``: every entry of ``dW`` (out, in) is
@@ -166,7 +165,7 @@ def transpose(A, out):
             out[j, i] = A[i, j]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def matmul_add_transposed(X, W, Z, T):
     """:func:`matmul_add` by copying ``W`` into ``T`` as ``W.T`` (in, out), then adding one
     contiguous row of it per stored value into the row of ``Z``."""
@@ -193,7 +192,7 @@ def matmul_add_transposed(X, W, Z, T):
             p += 1
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def weight_grad_transposed(X, D, dW, T):
     """:func:`weight_grad` by accumulating ``X.T @ D`` (in, out) in ``T``, one contiguous
     multiply-add of a row of ``D`` per stored value, then copying its transpose into ``dW``."""
@@ -263,7 +262,7 @@ def gather_columns(W, columns, n, out):
             out[c, o] = W[o, k]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def matmul_add_compact(X, W, Z, scratch):
     """:func:`matmul_add` by copying the columns of ``W`` the batch uses into a compact block
     (:func:`number_columns`, :func:`gather_columns`), then adding one contiguous row of it per
@@ -296,7 +295,7 @@ def matmul_add_compact(X, W, Z, scratch):
     release_columns(slot, columns, n)
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def weight_grad_by_unit(X, D, dW):
     """:func:`weight_grad` one output unit (row of ``dW``) at a time."""
     rows = X.indptr.size - 1
@@ -311,7 +310,7 @@ def weight_grad_by_unit(X, D, dW):
                 g[X.indices[p]] += d * X.data[p]
 
 
-@njit(**JIT_OPTIONS)
+@kernel
 def densify_rows(X, order, start, rows, out):
     """Rows ``order[start:start + rows]`` of ``X`` as dense rows of ``out`` (rows, n_cols):
     the host side of a streamed batch for a device that takes dense input."""
