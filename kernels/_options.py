@@ -6,10 +6,33 @@ out ``nnan`` and ``ninf``: with them LLVM may fold ``np.isnan`` to False, and fa
 NaN/inf detection to stop diverging training.
 """
 
+import secrets
+
 from numba import config, njit
+from numba.core.bytecode import FunctionIdentity
 from numba.core.registry import CPUDispatcher
 
 from ._cache import KernelCache
+
+
+class _RandomIds:
+    """Endless random 63-bit function ids, in place of Numba's counter from 1."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return secrets.randbits(63)
+
+
+# Numba names a compiled function by its qualified name and a per-process counter (its "uid"),
+# and a cached library carries its own copy of every callee under those names. Two processes
+# that compiled different functions of one qualified name (the activation loops are closures
+# of one factory) in different orders give the same name to different bodies; a third that
+# loads both libraries runs one body in place of the other: seen here, an ELU pass that ran
+# ReLU, and wrong trained weights (Numba issue 10486). Random ids keep every compiled body's
+# name unique across processes.
+FunctionIdentity._unique_ids = _RandomIds()
 
 FASTMATH = {"contract", "arcp", "reassoc", "nsz", "afn"}
 
