@@ -10,8 +10,12 @@ The three scenarios of the start-up issue, each a script run in a fresh interpre
   rows;
 - ``sklearn_fit``: ``import fastdnn``, ``MLPClassifier(hidden_layer_sizes=(128,),
   max_iter=5).fit`` on scikit-learn's digits.
+
+``StartUpPrecompiled`` times the same scenarios cold on a precompiled cache
+(``timeraw_precompiled_*``, ``kernels/_cache.py``).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -106,4 +110,54 @@ class StartUp:
         return self.scripts["sklearn_fit"]
 
     def timeraw_cold_sklearn_fit(self):
+        return EMPTY_CACHE + self.scripts["sklearn_fit"]
+
+
+class StartUpPrecompiled:
+    """The cold scenarios on a precompiled cache (``kernels/_cache.py``): a new machine's first
+    run of a wheel built after ``python -m fastdnn warmup --portable``, with an empty Numba
+    cache. The highest x86-64 level this CPU runs is built once (minutes) into the temporary
+    folder and reused while its manifest matches."""
+
+    repeat = (1, 3, 60.0)
+    number = 1
+    timeout = 900
+
+    def setup(self):
+        from fastdnn.kernels import _cache
+
+        levels = [level for level in _cache.LEVELS if _cache.host_supports(level)]
+        if not levels:
+            raise NotImplementedError("this CPU runs no x86-64 level of the precompiled cache")
+        level = levels[-1]
+        folder = os.path.join(tempfile.gettempdir(), "fastdnn-asv-precompiled")
+        env = dict(os.environ, FASTDNN_PRECOMPILED=folder)
+        env.pop("FASTDNN_SPECIALIZE", None)
+        manifest = os.path.join(folder, level, _cache.MANIFEST)
+        try:
+            with open(manifest) as recorded:
+                fresh = json.load(recorded) == _cache.versions()
+        except (OSError, ValueError):
+            fresh = False
+        if not fresh:
+            command = [sys.executable, "-m", "fastdnn", "warmup", "--portable", "--levels",
+                       level, "--no-sparse"]  # fmt: skip
+            subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        self.saved = os.environ.copy()
+        os.environ.update(env)
+        os.environ.pop("FASTDNN_SPECIALIZE", None)
+        self.folder = tempfile.mkdtemp()
+        self.scripts = scenarios(saved_model(self.folder, env=dict(os.environ)))
+
+    def teardown(self):
+        os.environ.clear()
+        os.environ.update(self.saved)
+
+    def timeraw_precompiled_fit_s(self):
+        return EMPTY_CACHE + self.scripts["fit_s"]
+
+    def timeraw_precompiled_load_predict(self):
+        return EMPTY_CACHE + self.scripts["load_predict"]
+
+    def timeraw_precompiled_sklearn_fit(self):
         return EMPTY_CACHE + self.scripts["sklearn_fit"]

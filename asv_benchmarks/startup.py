@@ -9,6 +9,10 @@ in the cache; best of the repeats) and the start after ``python -m fastdnn warmu
 scenarios with another interpreter, e.g. a virtual environment holding a wheel of another
 commit, so that two builds are compared on the same host in one run (``--python`` given twice
 interleaves them). Times are whole-process wall clock, measured from outside the child.
+
+A wheel built after ``python -m fastdnn warmup --portable`` ships precompiled kernels
+(``kernels/_cache.py``): its "cold" column is then a new machine's first run of that wheel (give
+it ``--warmup no``: the generic drivers are already its default).
 """
 
 import argparse

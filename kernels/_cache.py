@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import llvmlite
@@ -166,9 +167,20 @@ class KernelCache(FunctionCache):
         if not building_level():
             data = super()._load_overload(sig, target_context)
         if data is None and self._precompiled is not None:
-            payload = self._precompiled.load(self._precompiled_key(sig, target_context.codegen()))
-            if payload is not None:
-                data = self._impl.rebuild(target_context, payload)
+            key = self._precompiled_key(sig, target_context.codegen())
+            try:
+                payload = self._precompiled.load(key)
+                if payload is not None:
+                    data = self._impl.rebuild(target_context, payload)
+            except Exception as error:  # a damaged file must cost a compile, not the call
+                warnings.warn(
+                    f"fastdnn: ignoring a damaged precompiled kernel in "
+                    f"{self._precompiled._cache_path} ({type(error).__name__}: {error}); "
+                    "compiling it instead",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                data = None
         return data
 
     def _save_overload(self, sig, data):

@@ -98,6 +98,7 @@ def test_startup_script_times_the_asv_start_up_scripts():
     for name in ("fit_s", "load_predict", "sklearn_fit"):
         for start in ("cold", "warm"):
             assert callable(getattr(compile_bench.StartUp, f"timeraw_{start}_{name}"))
+        assert callable(getattr(compile_bench.StartUpPrecompiled, f"timeraw_precompiled_{name}"))
     assert module._seconds("pass", dict(os.environ)) > 0
 
 

@@ -109,6 +109,19 @@ def test_changed_sources_other_versions_or_off_compile(built):
     assert out == {"value": 12.0, "compiled": 1, "level": LEVEL}
 
 
+def test_a_damaged_precompiled_file_compiles_with_a_warning(built):
+    for data in (built / "pre" / LEVEL / "tiny_precompiled").glob("*.nbc"):
+        data.write_bytes(data.read_bytes()[:40])
+    code = "import warnings; warnings.simplefilter('error', RuntimeWarning)\n" + CALL
+    environment = dict(os.environ, PYTHONPATH=str(built), FASTDNN_PRECOMPILED=str(built / "pre"),
+                       NUMBA_CACHE_DIR=str(built / "numba-5"))  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], env=environment, cwd=built,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode != 0 and "damaged precompiled kernel" in result.stderr
+    out = _run(built, CALL, NUMBA_CACHE_DIR=str(built / "numba-6"))
+    assert out == {"value": 12.0, "compiled": 1, "level": LEVEL}
+
+
 def test_building_needs_the_level_as_numbas_target(tmp_path):
     (tmp_path / "tiny_precompiled.py").write_text(MODULE)
     environment = dict(os.environ, PYTHONPATH=str(tmp_path), FASTDNN_PRECOMPILE_LEVEL=LEVEL,
