@@ -15,7 +15,6 @@ The three scenarios of the start-up issue, each a script run in a fresh interpre
 (``timeraw_precompiled_*``, ``kernels/_cache.py``).
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -133,13 +132,7 @@ class StartUpPrecompiled:
         folder = os.path.join(tempfile.gettempdir(), "fastdnn-asv-precompiled")
         env = dict(os.environ, FASTDNN_PRECOMPILED=folder)
         env.pop("FASTDNN_SPECIALIZE", None)
-        manifest = os.path.join(folder, level, _cache.MANIFEST)
-        try:
-            with open(manifest) as recorded:
-                fresh = json.load(recorded) == _cache.versions()
-        except (OSError, ValueError):
-            fresh = False
-        if not fresh:
+        if not _cache.is_current(folder, level):
             command = [sys.executable, "-m", "fastdnn", "warmup", "--portable", "--levels",
                        level, "--no-sparse"]  # fmt: skip
             subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)

@@ -51,16 +51,17 @@ def main(argv=None):
 def _warmup(args):
     from .warmup import build_precompiled, warmup
 
+    dtypes = tuple(args.dtypes.split(","))
     if args.portable:
         print("fastdnn warmup --portable: compiling the generic kernels for "
               f"{args.levels} into the precompiled cache")  # fmt: skip
-        seconds = build_precompiled(tuple(args.levels.split(",")), tuple(args.dtypes.split(",")),
+        seconds = build_precompiled(tuple(args.levels.split(",")), dtypes,
                                     sparse=not args.no_sparse)  # fmt: skip
         print(f"done in {seconds:.1f} s; a wheel built now ships these kernels")
         return 0
     print("fastdnn warmup: compiling the generic kernels (every layer, activation, loss and "
           "optimizer) into Numba's cache")  # fmt: skip
-    seconds = warmup(tuple(args.dtypes.split(",")), sparse=not args.no_sparse)
+    seconds = warmup(dtypes, sparse=not args.no_sparse)
     print(f"done in {seconds:.1f} s; run with FASTDNN_SPECIALIZE=0 to use these kernels for "
           "every network")  # fmt: skip
     return 0

@@ -100,17 +100,21 @@ def host_supports(level):
     return False
 
 
+def is_current(folder, level):
+    """Whether ``level``'s folder under ``folder`` holds a complete build by the running
+    versions (its manifest, written last, equals :func:`versions`)."""
+    try:
+        return json.loads((Path(folder) / level / MANIFEST).read_text()) == versions()
+    except (OSError, ValueError):
+        return False
+
+
 @functools.cache
 def _usable_level(folder):
     if folder is None or os.environ.get("NUMBA_CPU_NAME"):
         return None
     for level in reversed(LEVELS):
-        manifest = folder / level / MANIFEST
-        try:
-            recorded = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            continue
-        if recorded == versions() and host_supports(level):
+        if is_current(folder, level) and host_supports(level):
             return level
     return None
 

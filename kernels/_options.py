@@ -101,9 +101,9 @@ def kernel(function=None, **options):
         return lambda function: kernel(function, **options)
     if config.DISABLE_JIT:
         return function
-    targetoptions = {k: v for k, v in JIT_OPTIONS.items() if k != "cache"}
+    # Numba's ``njit(cache=True)`` takes ``cache`` apart and calls ``enable_caching``; so here.
     dispatcher = KernelDispatcher(
-        function, locals={}, targetoptions=dict(targetoptions, nopython=True, **options)
+        function, locals={}, targetoptions=dict(CALLEE_OPTIONS, nopython=True, **options)
     )
     dispatcher.enable_caching()
     return dispatcher
